@@ -1,0 +1,37 @@
+# aeflow: `make run` sets up and runs the pipeline; `make test` sets up and runs lint + tests.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.aeflow-installed
+export PATH := $(abspath $(BIN)):$(PATH)
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup run test lint ui benchmark clean
+
+# pip (not uv/poetry): it honours this machine's pip settings and local wheels. The torch triple is pinned
+# in pyproject.toml; everything else is pinned in constraints.txt.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup  ## ingest → validate → train → evaluate → sweep → report, on the offline defaults
+	dvc repro
+	@echo "Report: reports/index.html   MLflow UI: make ui"
+
+test: setup lint  ## the CI command
+	pytest
+
+lint: setup
+	ruff check src pipelines tests benchmarks
+
+ui: setup  ## MLflow UI on http://127.0.0.1:5000 (local only)
+	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+benchmark: setup
+	python benchmarks/mnist_vs_pca.py
+
+clean:
+	rm -rf data models plots/*/recon plots/*/sweep reports mlflow.db mlartifacts

@@ -1,0 +1,1 @@
+"""Data sources, splits and Lightning datamodules. Functions here return arrays; stages write files."""

@@ -1,0 +1,68 @@
+"""Lightning datamodules over in-memory arrays.
+
+Data for these use cases fits in memory, so batches come from ``TensorDataset`` with no worker processes:
+on 2 cores, worker start-up and IPC would cost more than they save.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from aeflow.config import AugmentParams
+from aeflow.data.images import random_affine
+
+
+def _pairs(inputs: np.ndarray, targets: np.ndarray | None) -> TensorDataset:
+    """One tensor when the target is the input itself (no second copy), else two."""
+    x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+    if targets is None:
+        return TensorDataset(x)
+    return TensorDataset(x, torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32)))
+
+
+class PairDataModule(pl.LightningDataModule):
+    """Serves ``(input, target)`` pairs; ``targets=None`` means reconstruct the input itself.
+
+    Training batches of images are augmented on the fly (the same random transform for input and target,
+    so a denoising pair stays aligned). Validation batches are never augmented.
+    """
+
+    def __init__(
+        self,
+        train: np.ndarray,
+        val: np.ndarray | None,
+        batch_size: int,
+        train_target: np.ndarray | None = None,
+        val_target: np.ndarray | None = None,
+        augment: AugmentParams | None = None,
+    ) -> None:
+        super().__init__()
+        self.train_set = _pairs(train, train_target)
+        self.val_set = _pairs(val, val_target) if val is not None and len(val) else None
+        self.batch_size = batch_size
+        self.augment = augment
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=False)
+
+    def val_dataloader(self) -> DataLoader:
+        if self.val_set is None:
+            return []  # type: ignore[return-value]  # Lightning skips validation on an empty list
+        return DataLoader(self.val_set, batch_size=max(self.batch_size, 256), shuffle=False)
+
+    def on_after_batch_transfer(self, batch: list[torch.Tensor], dataloader_idx: int) -> list[torch.Tensor]:
+        trainer = self.trainer
+        training = trainer is not None and trainer.training
+        if len(batch) == 1:
+            x = batch[0]
+            if training and self.augment is not None and x.dim() == 4:
+                x = random_affine(x, self.augment)
+            return [x, x]
+        x, y = batch
+        if not training or self.augment is None or not self.augment.enabled or x.dim() != 4:
+            return batch
+        both = random_affine(torch.cat([x, y], dim=1), self.augment)
+        return [both[:, : x.shape[1]], both[:, x.shape[1] :]]

@@ -1,0 +1,61 @@
+"""Image arrays as models see them, and their random affine augmentation.
+
+Raw splits hold 0–255 pixel values; models see float32 in [0, 1] with a channel axis (N, 1, H, W).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from aeflow.config import AugmentParams
+from aeflow.io import load_arrays
+
+SPLITS = ("train", "val", "test")
+
+
+def to_unit(images: np.ndarray) -> np.ndarray:
+    """Raw 0–255 pixels (any dtype) → float32 in [0, 1] with a channel axis."""
+    x = images.astype(np.float32) / 255.0
+    return x[:, None] if x.ndim == 3 else x
+
+
+def load_image_splits(folder: Path | str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Read ``train/val/test.npz`` written by the ingest stage as unit-scaled images and labels."""
+    out = {}
+    for name in SPLITS:
+        arrays = load_arrays(Path(folder) / f"{name}.npz")
+        out[name] = (to_unit(arrays["images"]), arrays["labels"])
+    return out
+
+
+def random_affine(
+    x: torch.Tensor, params: AugmentParams, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Apply one random rotation/zoom/shift per image (same transform to every channel).
+
+    Callers that need an (input, target) pair to move together concatenate them along the channel axis.
+    """
+    if not params.enabled:
+        return x
+    n, _, h, w = x.shape
+    dev = x.device
+
+    def uniform(scale: float) -> torch.Tensor:
+        return (torch.rand(n, device=dev, generator=generator) * 2 - 1) * scale
+
+    angle = uniform(math.radians(params.rotation_deg))
+    zoom = 1 + uniform(params.scale)
+    theta = torch.zeros(n, 2, 3, device=dev, dtype=x.dtype)
+    theta[:, 0, 0] = torch.cos(angle) * zoom
+    theta[:, 0, 1] = -torch.sin(angle) * zoom
+    theta[:, 1, 0] = torch.sin(angle) * zoom
+    theta[:, 1, 1] = torch.cos(angle) * zoom
+    theta[:, 0, 2] = uniform(2 * params.translate_px / w)
+    theta[:, 1, 2] = uniform(2 * params.translate_px / h)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")

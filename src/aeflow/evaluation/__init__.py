@@ -1,0 +1,1 @@
+"""Metrics and baselines: pure functions over arrays."""

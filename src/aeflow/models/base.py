@@ -1,0 +1,178 @@
+"""``BaseAutoencoder``: the one Lightning module every variant subclasses.
+
+It owns what all autoencoders share (encoder/decoder construction, the training/validation step, logging
+and the optimiser). A variant overrides only what makes it different:
+
+* :meth:`encode_for_training` – how a code is produced while training (a VAE samples);
+* :meth:`recon_loss` – the reconstruction term (a VAE uses a proper likelihood);
+* :meth:`reg_loss` – the regulariser (sparsity, contraction, KL), zero here.
+
+Hyperparameters are plain dicts/lists/numbers so checkpoints load with ``torch.load(weights_only=True)``.
+Tracking is not done here: the module only calls ``self.log``; loggers and callbacks are wired by the
+train stage.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aeflow.config import AEConfig
+from aeflow.models.components import ConvDecoder2d, ConvEncoder2d, MLPDecoder, MLPEncoder
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class BaseAutoencoder(pl.LightningModule):
+    """Encoder → code → decoder, trained to reconstruct ``target`` from ``input``.
+
+    Batches are ``(input, target)`` pairs: the same tensor twice for a plain autoencoder, (noisy, clean)
+    for denoising — the pairing is data, made by the noise stage, not a different model.
+
+    Args:
+        config: the variant's config (a dict as in params.yaml, validated by ``config_class``).
+        input_shape: shape of one example, e.g. ``[1, 28, 28]``.
+        optim: ``lr``, ``weight_decay``, ``scheduler`` ("onecycle" or "constant").
+        output: ``"sigmoid"`` for data in [0, 1] (pixels), ``"identity"`` for standardised real values.
+    """
+
+    config_class: ClassVar[type[AEConfig]] = AEConfig
+    variant_name: ClassVar[str] = "base"
+    #: Whether the code must be smaller than the input (checked when the model is built).
+    undercomplete: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        input_shape: list[int],
+        optim: dict[str, Any] | None = None,
+        output: str = "sigmoid",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg = self.config_class.model_validate(config)
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.input_size = math.prod(self.input_shape)
+        self.latent_dim = self.cfg.resolved_latent_dim(self.input_size)
+        self.optim = {"lr": 1e-3, "weight_decay": 0.0, "scheduler": "constant", **(optim or {})}
+        if output not in ("sigmoid", "identity"):
+            raise ValueError(f"output must be 'sigmoid' or 'identity', got {output!r}")
+        if self.cfg.loss == "bce" and output != "sigmoid":
+            raise ValueError("loss 'bce' needs data in [0, 1] (output 'sigmoid'); use loss 'mse'")
+        self.output = output
+        self.encoder, self.decoder = self.build_networks(self.encoder_out_features())
+
+    # ----------------------------------------------------------------- construction
+    def encoder_out_features(self) -> int:
+        """Width of the encoder's last layer (a VAE needs two per latent unit)."""
+        return self.latent_dim
+
+    def build_networks(self, enc_out: int) -> tuple[nn.Module, nn.Module]:
+        """Build the encoder/decoder pair the config's ``architecture`` names."""
+        c = self.cfg
+        if c.architecture == "mlp":
+            return (
+                MLPEncoder(self.input_shape, c.hidden_dims, self.latent_dim, c.batch_norm, enc_out),
+                MLPDecoder(self.input_shape, c.hidden_dims, self.latent_dim, c.batch_norm),
+            )
+        if len(self.input_shape) != 3:
+            raise ValueError(
+                f"architecture 'conv' needs image inputs (C, H, W), got shape {self.input_shape}"
+            )
+        return (
+            ConvEncoder2d(
+                self.input_shape,
+                c.channels,
+                c.blocks_per_stage,
+                c.hidden_dims,
+                self.latent_dim,
+                c.batch_norm,
+                enc_out,
+            ),
+            ConvDecoder2d(
+                self.input_shape, c.channels, c.blocks_per_stage, c.hidden_dims, self.latent_dim, c.batch_norm
+            ),
+        )
+
+    # ----------------------------------------------------------------- inference API
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The deterministic code of ``x`` (what downstream tasks and latent plots use)."""
+        return self.encoder(x)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def activate(self, logits: torch.Tensor) -> torch.Tensor:
+        """Map decoder logits to data space."""
+        return torch.sigmoid(logits) if self.output == "sigmoid" else logits
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.decode_logits(z))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruction of ``x`` in data space."""
+        return self.decode(self.encode(x))
+
+    # ----------------------------------------------------------------- loss terms (variants override)
+    def encode_for_training(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Code used in the training step, plus anything ``reg_loss`` needs."""
+        return self.encode(x), {}
+
+    def recon_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean per-element reconstruction loss (BCE on logits, or MSE in data space)."""
+        if self.cfg.loss == "bce":
+            return F.binary_cross_entropy_with_logits(logits, target)
+        return F.mse_loss(self.activate(logits), target)
+
+    def reg_loss(self, x: torch.Tensor, z: torch.Tensor, extras: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Regulariser added to the reconstruction loss; none for a plain autoencoder."""
+        return z.new_zeros(())
+
+    # ----------------------------------------------------------------- Lightning
+    def model_step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One loss evaluation shared by training and validation: returns ``(loss, logs)``."""
+        x, target = batch
+        z, extras = self.encode_for_training(x)
+        logits = self.decode_logits(z)
+        recon = self.recon_loss(logits, target)
+        reg = self.reg_loss(x, z, extras)
+        loss = recon + reg
+        with torch.no_grad():
+            mse = F.mse_loss(self.activate(logits), target)
+        return loss, {"loss": loss, "recon": recon, "reg": reg, "mse": mse}
+
+    def _log_all(self, stage: str, logs: dict[str, torch.Tensor], batch_size: int) -> None:
+        for name, value in logs.items():
+            self.log(
+                f"{stage}/{name}",
+                value.detach(),
+                on_step=False,
+                on_epoch=True,
+                prog_bar=name == "loss",
+                batch_size=batch_size,
+            )
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss, logs = self.model_step(batch)
+        self._log_all("train", logs, batch[0].shape[0])
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        _, logs = self.model_step(batch)
+        self._log_all("val", logs, batch[0].shape[0])
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=self.optim["lr"], weight_decay=self.optim["weight_decay"]
+        )
+        if self.optim["scheduler"] != "onecycle":
+            return opt
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=self.optim["lr"], total_steps=max(1, int(self.trainer.estimated_stepping_batches))
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

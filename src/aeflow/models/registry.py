@@ -1,0 +1,133 @@
+"""The variant registry: ``register`` / ``build_model`` / ``available``.
+
+A variant is one module in :mod:`aeflow.models.variants` that subclasses :class:`BaseAutoencoder` and
+decorates itself with ``@register("name", config=NameAEConfig)``. Importing this module imports every
+variant module, so adding a file is all it takes to make a variant available to params, the pipeline and
+the tests parametrised over :func:`available`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+
+from aeflow.config import AEConfig
+from aeflow.errors import ParamsError
+from aeflow.models.base import BaseAutoencoder
+from aeflow.models.names import variant_names
+
+_REGISTRY: dict[str, type[BaseAutoencoder]] = {}
+
+
+def register(name: str, config: type[AEConfig]) -> Callable[[type[BaseAutoencoder]], type[BaseAutoencoder]]:
+    """Class decorator that makes a ``BaseAutoencoder`` subclass available under ``name``."""
+
+    def decorate(cls: type[BaseAutoencoder]) -> type[BaseAutoencoder]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"variant {name!r} is registered twice")
+        cls.variant_name = name
+        cls.config_class = config
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def _load_all() -> None:
+    for name in variant_names():
+        importlib.import_module(f"aeflow.models.variants.{name}")
+
+
+def available() -> list[str]:
+    """Names of every registered variant."""
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def get_variant(name: str) -> type[BaseAutoencoder]:
+    """The class registered as ``name``; an unknown name fails listing what exists."""
+    _load_all()
+    if name not in _REGISTRY:
+        raise ParamsError(f"unknown variant {name!r}; available variants: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def variant_config(section: dict[str, Any], where: str = "model", file: str = "params.yaml") -> AEConfig:
+    """Validate a whole ``model`` section against its variant's config class (``extra="forbid"``)."""
+    cls = get_variant(section.get("variant", "vanilla"))
+    try:
+        return cls.config_class.model_validate(section)
+    except ValidationError as exc:
+        allowed = list(cls.config_class.model_fields)
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                close = difflib.get_close_matches(key, allowed, n=1)
+                others = [n for n in available() if key in get_variant(n).config_class.model_fields]
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                if others:
+                    hint += (
+                        f" '{key}' is an option of variant(s) {', '.join(others)}, not of {cls.variant_name}."
+                    )
+                lines.append(
+                    f"{file}: unknown key '{where}.{key}' (value {err['input']!r}).{hint} "
+                    f"Keys for variant {cls.variant_name}: {', '.join(allowed)}."
+                )
+            else:
+                lines.append(
+                    f"{file}: '{where}.{key}' = {err.get('input')!r} is not allowed: {err['msg']}. "
+                    f"Fix: set a valid value in {file}."
+                )
+        raise ParamsError("invalid model parameters:\n  - " + "\n  - ".join(lines)) from None
+
+
+def build_model(
+    section: dict[str, Any],
+    input_shape: list[int],
+    optim: dict[str, Any] | None = None,
+    output: str = "sigmoid",
+    where: str = "model",
+    file: str = "params.yaml",
+) -> BaseAutoencoder:
+    """Validate ``section`` and build the variant it names for inputs of ``input_shape``."""
+    cfg = variant_config(section, where, file)
+    cls = get_variant(cfg.variant)
+    size = 1
+    for s in input_shape:
+        size *= int(s)
+    latent = cfg.resolved_latent_dim(size)
+    if cls.undercomplete and latent >= size:
+        raise ParamsError(
+            f"{file}: '{where}.latent_dim' = {latent} is not smaller than the input size {size}; the "
+            f"{cls.variant_name} autoencoder is undercomplete, so its code must compress the input. "
+            f"Fix: choose latent_dim < {size} (or 'auto'), or a variant that allows overcomplete codes "
+            "(e.g. sparse)."
+        )
+    return cls(config=cfg.model_dump(), input_shape=list(input_shape), optim=optim, output=output)
+
+
+def load_model(path: str, map_location: str = "cpu") -> BaseAutoencoder:
+    """Rebuild a model saved by :func:`save_model` without unpickling code (``weights_only=True``)."""
+    blob = torch.load(path, map_location=map_location, weights_only=True)
+    hp = blob["hyper_parameters"]
+    model = get_variant(hp["config"]["variant"])(**hp)
+    model.load_state_dict(blob["state_dict"])
+    model.eval()
+    return model
+
+
+def save_model(model: BaseAutoencoder, path: str) -> None:
+    """Save weights and the (plain) hyperparameters needed to rebuild the model."""
+    from aeflow.io import atomic_file
+
+    hp = {k: v for k, v in dict(model.hparams).items()}
+    with atomic_file(path, suffix=".pt") as tmp:
+        torch.save(
+            {"state_dict": model.state_dict(), "hyper_parameters": hp, "variant": model.variant_name}, tmp
+        )

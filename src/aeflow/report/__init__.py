@@ -1,0 +1,1 @@
+"""Figures (pure: arrays in, PNG bytes out) and the offline HTML report."""

@@ -1,0 +1,89 @@
+"""Figures as PNG bytes. Pure functions: arrays in, bytes out; callers decide where the bytes go.
+
+Image grids are drawn with Pillow (fast, no matplotlib start-up in the training loop); charts use
+matplotlib with the non-interactive Agg backend.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def _to_uint8(images: np.ndarray) -> np.ndarray:
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim == 4:
+        x = x[:, 0]
+    return (np.clip(x, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+
+
+def image_rows(rows: Sequence[np.ndarray], labels: Sequence[str] = (), scale: int = 3, pad: int = 2) -> bytes:
+    """Stack rows of images (each (N, [1,] H, W) in [0, 1]) into one PNG, with an optional label per row.
+
+    Used for "originals above, reconstructions below" and for AE-vs-PCA comparisons.
+    """
+    tiles = [_to_uint8(r) for r in rows]
+    n = max(len(t) for t in tiles)
+    h, w = tiles[0].shape[1:]
+    label_w = 60 if labels else 0
+    canvas = np.full((len(tiles) * (h + pad) + pad, label_w + n * (w + pad) + pad), 128, dtype=np.uint8)
+    for r, row in enumerate(tiles):
+        for c, img in enumerate(row):
+            y, x = pad + r * (h + pad), label_w + pad + c * (w + pad)
+            canvas[y : y + h, x : x + w] = img
+    image = Image.fromarray(canvas).resize((canvas.shape[1] * scale, canvas.shape[0] * scale), Image.NEAREST)
+    if labels:
+        draw = ImageDraw.Draw(image)
+        for r, text in enumerate(labels):
+            draw.text((4, (pad + r * (h + pad)) * scale + h * scale // 2 - 6), text, fill=255)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def line_chart(
+    x: Sequence[float],
+    series: dict[str, Sequence[float]],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    logy: bool = False,
+    marks: dict[str, float] | None = None,
+) -> bytes:
+    """A small line chart as PNG (loss curves, MSE against latent size)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=110)
+    for name, ys in series.items():
+        pts = [(a, b) for a, b in zip(x, ys, strict=True) if b is not None and np.isfinite(b)]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name)
+    for name, xv in (marks or {}).items():
+        ax.axvline(xv, ls="--", color="grey", lw=1)
+        ax.annotate(
+            name,
+            (xv, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -12),
+            textcoords="offset points",
+            fontsize=8,
+            color="grey",
+        )
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()

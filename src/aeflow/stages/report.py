@@ -1,0 +1,177 @@
+"""report: ``reports/index.html`` from the files the earlier stages wrote (no recomputation).
+
+Inputs are found by use-case name inside the folders given on the command line (``metrics/<uc>.json``,
+``plots/<uc>/…``, ``models/<uc>/run.json``, ``<validation>/<uc>.json``), which are exactly the DVC
+outputs the stage depends on.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from aeflow.config import Params
+from aeflow.errors import DataError
+from aeflow.io import read_json, write_text
+from aeflow.report import html as h
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Folders holding each use case's outputs."""
+
+    metrics: Path
+    plots: Path
+    models: Path
+    validation: Path
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        raise DataError(f"{path}: missing. Fix: run the earlier stages first (dvc repro).")
+    return path
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def mlflow_link(params: Params, experiment_id: str, run_id: str) -> str:
+    url = f"{params.tracking.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f'<a href="{h.esc(url)}">{h.esc(run_id)}</a>'
+
+
+def mnist_section(params: Params, inputs: ReportInputs) -> str:
+    """The compression section: metrics, AE vs PCA, per-epoch reconstructions, sweep, validation, runs."""
+    from aeflow.report.figures import line_chart
+
+    uc = "mnist"
+    metrics = read_json(_need(inputs.metrics / f"{uc}.json"))
+    sweep = read_json(_need(inputs.metrics / f"{uc}_sweep.json"))
+    run = read_json(_need(inputs.models / uc / "run.json"))
+    sweep_run = read_json(_need(inputs.plots / uc / "sweep" / "run.json"))
+    validation = read_json(_need(inputs.validation / f"{uc}.json"))
+    plots = inputs.plots / uc
+    parts: list[str] = []
+
+    ae, pca = metrics["test"]["ae"], metrics["test"]["pca"]
+    k = metrics["latent_dim"]
+    parts.append(
+        f"<p>Variant <b>{h.esc(metrics['variant'])}</b>, latent size <b>k = {k}</b>, scored on "
+        f"{h.fmt(metrics['test_rows'])} held-out test digits against PCA with the same {k} components fitted "
+        "on the same training images.</p>"
+    )
+    labels = {
+        "mse": "MSE per pixel (lower is better)",
+        "bce_nats": "BCE, nats per image (lower)",
+        "psnr_db": "PSNR, dB (higher)",
+        "ssim": "SSIM (higher)",
+    }
+    parts.append(
+        h.table(
+            ["metric", "autoencoder", f"PCA (k={k})"], [(labels[m], ae[m], pca[m]) for m in labels if m in ae]
+        )
+    )
+    ratio = metrics["test"]["ae_over_pca_mse"]
+    verdict = (
+        f"the autoencoder reconstructs with {ratio:.0%} of PCA's error: not just fancy PCA"
+        if ratio is not None and ratio < 1
+        else "at this size and training budget the autoencoder does not beat PCA"
+    )
+    parts.append(f'<p class="note">AE MSE / PCA MSE = <b>{h.fmt(ratio, 3)}</b>: {h.esc(verdict)}.</p>')
+    parts.append(
+        h.img(
+            _need(plots / "ae_vs_pca.png").read_bytes(),
+            "test digits, AE and PCA reconstructions",
+            f"Test digits (top), autoencoder (middle), PCA k={k} (bottom)",
+        )
+    )
+
+    history = _read_csv(_need(plots / "loss.csv"))
+    epochs = [int(r["epoch"]) for r in history]
+    series = {
+        name: [float(r[name]) if r.get(name) else None for r in history]
+        for name in ("train_loss", "val_loss")
+        if any(r.get(name) for r in history)
+    }
+    parts.append("<h3>Training</h3>")
+    parts.append(h.img(line_chart(epochs, series, "epoch", "loss", "Loss per epoch"), "loss curve"))
+    grids = sorted((plots / "recon").glob("epoch_*.png"))
+    parts.append(
+        "<h3>Reconstructions epoch by epoch</h3><p>The same fixed digits after every epoch: "
+        "originals above, reconstructions below.</p>"
+    )
+    parts.extend(h.img(g.read_bytes(), g.stem, g.stem.replace("_", " ")) for g in grids)
+
+    parts.append("<h3>AE against PCA at several latent sizes</h3>")
+    rows = sorted(sweep["by_k"].items(), key=lambda kv: int(kv[0][1:]))
+    parts.append(
+        h.table(
+            ["k", "AE MSE", "PCA MSE", "AE / PCA"],
+            [(int(key[1:]), v["ae_mse"], v["pca_mse"], v["ae_over_pca"]) for key, v in rows],
+        )
+    )
+    parts.append(
+        f"<p>Each AE trained {sweep['epochs']} epochs. Rule of thumb round(log2(input size)) = "
+        f"{sweep['rule_of_thumb_k']}; smallest k within 10 % of the best AE error: "
+        f"{sweep['smallest_k_within_10pct_of_best_ae']}.</p>"
+    )
+    parts.append(h.img(_need(plots / "sweep" / "mse_vs_k.png").read_bytes(), "MSE against latent size"))
+    parts.extend(
+        h.img(p.read_bytes(), p.stem, p.stem.replace("_", " "))
+        for p in sorted((plots / "sweep").glob("ae_vs_pca_k*.png"))
+    )
+
+    parts.append("<h3>Data validation</h3>")
+    parts.append(
+        h.table(
+            ["file", "expectation", "checks", "result"],
+            [
+                (
+                    h.esc(Path(e["file"]).name),
+                    h.esc(e["expectation"]),
+                    h.esc(e["what"]),
+                    '<span class="ok">pass</span>' if e["success"] else '<span class="bad">fail</span>',
+                )
+                for e in validation["results"]
+            ],
+            raw_cells=True,
+        )
+    )
+
+    parts.append("<h3>MLflow</h3>")
+    parts.append(
+        h.table(
+            ["what", "value"],
+            [
+                ("training run", mlflow_link(params, run["experiment_id"], run["run_id"])),
+                ("sweep run", mlflow_link(params, sweep_run["experiment_id"], sweep_run["run_id"])),
+                ("registered model", h.esc(f"{run['registered_model']} version {run['version']}")),
+                ("load it", f'<code>mlflow.pytorch.load_model("{h.esc(run["model_uri"])}")</code>'),
+            ],
+            raw_cells=True,
+        )
+    )
+    return "".join(parts)
+
+
+SECTIONS = {"mnist": ("MNIST compression", mnist_section)}
+
+
+def run(use_cases: list[str], params: Params, inputs: ReportInputs, out: Path) -> None:
+    """Write the report for ``use_cases`` to ``out``."""
+    sections = []
+    for uc in use_cases:
+        if uc not in SECTIONS:
+            raise DataError(f"no report section for use case {uc!r}; available: {', '.join(SECTIONS)}")
+        title, build = SECTIONS[uc]
+        sections.append((uc, title, build(params, inputs)))
+    intro = (
+        "<p>Generated by <code>dvc repro</code>. Open the runs with "
+        f"<code>mlflow ui --backend-store-uri {h.esc(params.tracking.resolved_uri())} "
+        "--host 127.0.0.1</code>."
+        "</p>"
+    )
+    write_text(out, h.page("aeflow report", sections, intro))

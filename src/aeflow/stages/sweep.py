@@ -1,0 +1,120 @@
+"""sweep_latent: "is this just fancy PCA?" answered at several latent sizes.
+
+For every k in ``sweep.latent_dims`` the configured model is trained briefly (``sweep.epochs``) with a
+k-dimensional code, and PCA with k components is fitted on the same training images; both are scored on
+the test split. Writes ``metrics/<use_case>_sweep.json``, ``<plots>/sweep.csv`` (for ``dvc plots``), one
+comparison strip per k and an MSE-against-k chart, and logs them to one MLflow run (metrics with
+``step = k`` so the UI draws the curve).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+from typing import Any
+
+from aeflow.config import Params
+from aeflow.io import atomic_dir, atomic_file, write_json
+
+
+def run(
+    use_case: str, params: Params, data: Path, validation: Path, metrics: Path, plots: Path
+) -> dict[str, Any]:
+    """Run the latent-size sweep for ``use_case``; see the module docstring."""
+    from aeflow import tracking
+    from aeflow.data.images import load_image_splits
+    from aeflow.report.figures import image_rows, line_chart
+    from aeflow.stages.evaluate import compare_with_pca
+    from aeflow.stages.train import check_validation, fixed_indices
+    from aeflow.training import fit_autoencoder
+
+    check_validation(validation)
+    section = params.use_case(use_case)
+    splits = load_image_splits(data)
+    (train_x, _), (val_x, _), (test_x, test_y) = splits["train"], splits["val"], splits["test"]
+    input_size = math.prod(train_x.shape[1:])
+    rule_k = max(1, round(math.log2(input_size)))
+    chosen = fixed_indices(test_y, 10)
+
+    rows: list[dict[str, Any]] = []
+    strips: dict[int, bytes] = {}
+    for k in sorted(set(section.sweep.latent_dims)):
+        model_section = {**section.model.model_dump(), "latent_dim": k}
+        fit = fit_autoencoder(
+            model_section,
+            train_x,
+            val_x,
+            section.train,
+            params.seed,
+            epochs=section.sweep.epochs,
+            progress_bar=False,
+            where=f"{use_case}.model",
+        )
+        res = compare_with_pca(
+            fit.model, train_x, test_x, section.evaluate.batch_size, section.evaluate.clip_pca
+        )
+        rec = res.pop("_recon")
+        rows.append(
+            {
+                "k": k,
+                "ae_mse": res["ae"]["mse"],
+                "pca_mse": res["pca"]["mse"],
+                "ae_over_pca": res["ae_over_pca_mse"],
+                "ae_ssim": res["ae"].get("ssim"),
+                "pca_ssim": res["pca"].get("ssim"),
+            }
+        )
+        strips[k] = image_rows(
+            [test_x[chosen], rec["ae"][chosen], rec["pca"][chosen]],
+            labels=["test", f"AE k={k}", f"PCA k={k}"],
+        )
+
+    best = min(r["ae_mse"] for r in rows)
+    summary = {
+        "rule_of_thumb_k": rule_k,
+        "epochs": section.sweep.epochs,
+        "by_k": {f"k{r['k']}": {key: v for key, v in r.items() if key != "k"} for r in rows},
+        "smallest_k_within_10pct_of_best_ae": min(r["k"] for r in rows if r["ae_mse"] <= 1.1 * best),
+    }
+    chart = line_chart(
+        [r["k"] for r in rows],
+        {"autoencoder": [r["ae_mse"] for r in rows], "PCA": [r["pca_mse"] for r in rows]},
+        "latent size k",
+        "test MSE per pixel",
+        "AE vs PCA at the same latent size",
+        logy=True,
+        marks={f"log2 rule (k={rule_k})": rule_k},
+    )
+    csv = "k,ae_mse,pca_mse,ae_over_pca\n" + "".join(
+        f"{r['k']},{r['ae_mse']:.6g},{r['pca_mse']:.6g},{r['ae_over_pca']:.6g}\n" for r in rows
+    )
+
+    tags = tracking.lineage_tags(use_case, "sweep_latent", str(data))
+    logger = tracking.make_logger(params.tracking, use_case, f"{use_case}-sweep-latent", tags)
+    with contextlib.ExitStack() as stack:
+        fig_dir = stack.enter_context(atomic_dir(plots / "sweep"))
+        for k, png in strips.items():
+            (fig_dir / f"ae_vs_pca_k{k:03d}.png").write_bytes(png)
+        (fig_dir / "mse_vs_k.png").write_bytes(chart)
+        write_json(fig_dir / "run.json", {"run_id": logger.run_id, "experiment_id": logger.experiment_id})
+        csv_tmp = stack.enter_context(atomic_file(plots / "sweep.csv"))
+        csv_tmp.write_text(csv, encoding="utf-8")
+        write_json(metrics, summary)
+
+    logger.log_hyperparams(
+        tracking.flatten({"sweep": section.sweep.model_dump(), "model": section.model.model_dump()})
+    )
+    for r in rows:
+        logger.log_metrics(
+            {
+                "sweep/ae_mse": r["ae_mse"],
+                "sweep/pca_mse": r["pca_mse"],
+                "sweep/ae_over_pca": r["ae_over_pca"],
+            },
+            step=r["k"],
+        )
+    for path in sorted((plots / "sweep").glob("*.png")):
+        logger.experiment.log_artifact(logger.run_id, str(path), "sweep")
+    logger.finalize("success")
+    return summary

@@ -1,0 +1,44 @@
+"""validate: run the use case's great-expectations suite; write the JSON report or stop the pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aeflow.config import Params
+from aeflow.errors import DataError
+from aeflow.io import load_arrays, write_json
+
+
+def failed_report_path(report: Path) -> Path:
+    """Where a failing report goes: beside the last good one, which stays untouched."""
+    return report.with_name(report.stem + ".failed.json")
+
+
+def run(use_case: str, params: Params, data: Path, report: Path) -> dict[str, object]:
+    """Validate ingested ``data``; on success write ``report``, on failure raise (report kept aside)."""
+    from aeflow.validation.core import raise_on_failure, run_suites
+
+    if use_case == "mnist":
+        from aeflow.validation.images import image_suites
+
+        splits, files = {}, {}
+        for name in ("train", "val", "test"):
+            path = data / f"{name}.npz"
+            if not path.is_file():
+                raise DataError(f"{path}: missing. Fix: run the ingest stage first (dvc repro).")
+            arrays = load_arrays(path)
+            splits[name] = (arrays["images"], arrays["labels"])
+            files[name] = str(path)
+        suites = image_suites(splits, files, params.mnist.validate_)
+    else:
+        raise NotImplementedError(use_case)
+    result = run_suites(suites, use_case)
+    result["rows"] = {name: len(labels) for name, (_, labels) in splits.items()}
+    if not result["success"]:
+        write_json(failed_report_path(report), result)
+        raise_on_failure(result)
+    failed = failed_report_path(report)
+    if failed.exists():
+        failed.unlink()
+    write_json(report, result)
+    return result

@@ -1,0 +1,199 @@
+"""MLflow: experiment/run naming, lineage tags, model registration.
+
+This package is the only place that imports ``mlflow`` (lazily). Models never see it: the train stage
+hands an ``MLFlowLogger`` and the callbacks of :mod:`aeflow.tracking.callbacks` to the Lightning
+Trainer, and the evaluate stage adds its numbers to the same run through :func:`log_to_run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aeflow.config import TrackingParams
+
+TAG_USE_CASE = "aeflow.use_case"
+TAG_STAGE = "aeflow.stage"
+TAG_DATA_HASH = "aeflow.data_hash"
+TAG_DATA_PATH = "aeflow.data_path"
+TAG_GIT_COMMIT = "mlflow.source.git.commit"
+TAG_GIT_DIRTY = "aeflow.git_dirty"
+TAG_VARIANT = "aeflow.variant"
+
+
+def experiment_name(tracking: TrackingParams, use_case: str) -> str:
+    """One experiment per use case, e.g. ``aeflow-mnist``."""
+    return f"{tracking.experiment_prefix}-{use_case}"
+
+
+def registered_model_name(tracking: TrackingParams, use_case: str) -> str:
+    """One registered model per use case, e.g. ``aeflow-mnist``."""
+    return f"{tracking.registered_model_prefix}-{use_case}"
+
+
+def artifact_location(tracking: TrackingParams) -> str | None:
+    """Explicit artifact folder for a local store (a ``file://`` URI); the server decides otherwise."""
+    uri = tracking.resolved_uri()
+    if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+        return Path(tracking.artifact_location).resolve().as_uri()
+    return None
+
+
+def git_info(cwd: Path | str = ".") -> dict[str, str]:
+    """The current commit and whether tracked files differ from it ("unknown" outside a git checkout)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return res.stdout.strip() if res.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {TAG_GIT_COMMIT: "unknown", TAG_GIT_DIRTY: "unknown"}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {TAG_GIT_COMMIT: commit, TAG_GIT_DIRTY: "unknown" if status is None else str(bool(status)).lower()}
+
+
+def dvc_data_hash(data_path: str, lock_file: Path | str = "dvc.lock") -> str | None:
+    """The hash DVC recorded for ``data_path`` (an output of an earlier stage) in ``dvc.lock``.
+
+    DVC writes each stage's lock entry as soon as the stage finishes, so when train runs the hash of
+    the data it reads is already there. Returns ``None`` outside a DVC run (e.g. a library call).
+    """
+    lock = Path(lock_file)
+    if not lock.is_file():
+        return None
+    try:
+        stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {})
+    except yaml.YAMLError:
+        return None
+    want = os.path.normpath(data_path)
+    for stage in stages.values():
+        for out in stage.get("outs", []) or []:
+            if os.path.normpath(out.get("path", "")) == want:
+                return out.get("md5") or out.get("hash")
+    return None
+
+
+def lineage_tags(
+    use_case: str, stage: str, data_path: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Tags that tie a run to its code, data and place in the pipeline."""
+    tags = {
+        TAG_USE_CASE: use_case,
+        TAG_STAGE: stage,
+        TAG_DATA_PATH: data_path,
+        TAG_DATA_HASH: dvc_data_hash(data_path) or "unknown",
+        **git_info(),
+    }
+    if extra:
+        tags.update(extra)
+    return tags
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (MLflow params are flat)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def make_logger(tracking: TrackingParams, use_case: str, run_name: str, tags: dict[str, str]) -> Any:
+    """An ``MLFlowLogger`` for the use case's experiment, creating it with an explicit artifact folder."""
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    return MLFlowLogger(
+        experiment_name=experiment_name(tracking, use_case),
+        run_name=run_name,
+        tracking_uri=tracking.resolved_uri(),
+        tags=tags,
+        artifact_location=artifact_location(tracking),
+    )
+
+
+def client(tracking: TrackingParams) -> Any:
+    """An ``MlflowClient`` on the configured store."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking.resolved_uri())
+
+
+def log_to_run(
+    tracking: TrackingParams,
+    run_id: str,
+    metrics: dict[str, float] | None = None,
+    artifacts: list[tuple[Path, str]] | None = None,
+    tags: dict[str, str] | None = None,
+    step: int = 0,
+) -> None:
+    """Add metrics, files (``(path, artifact folder)``) and tags to an existing run."""
+    import time
+
+    from mlflow.entities import Metric, RunTag
+
+    c = client(tracking)
+    now = int(time.time() * 1000)
+    c.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, step) for k, v in (metrics or {}).items()],
+        tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+    )
+    for path, folder in artifacts or []:
+        c.log_artifact(run_id, str(path), folder)
+
+
+def log_and_register_model(
+    tracking: TrackingParams, run_id: str, model: Any, use_case: str, description: str = ""
+) -> dict[str, str]:
+    """Log ``model`` in MLflow's PyTorch format to ``run_id`` and register a new version of it.
+
+    Pickle serialisation with explicit requirements: the pt2 default needs an input example and
+    inferring requirements costs ~10 s. The class is pickled by reference, so loading needs ``aeflow``
+    installed (it is listed in the requirements).
+    """
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    from aeflow import __version__
+
+    mlflow.set_tracking_uri(tracking.resolved_uri())
+    # MLflow warns that pickled models run code when loaded: true, and why pipelines load model.pt with
+    # torch.load(weights_only=True) instead. Registry users load models this project produced.
+    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+    name = registered_model_name(tracking, use_case)
+    reqs = [
+        f"torch=={torch.__version__.split('+')[0]}",
+        f"mlflow=={mlflow.__version__}",
+        f"aeflow=={__version__}",
+    ]
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pytorch.log_model(
+            model.cpu().eval(),
+            name="model",
+            serialization_format="pickle",
+            pip_requirements=reqs,
+            registered_model_name=name,
+            await_registration_for=30,
+        )
+    version = str(info.registered_model_version)
+    if description:
+        client(tracking).update_model_version(name, version, description=description)
+    return {
+        "registered_model": name,
+        "version": version,
+        "model_uri": f"models:/{name}/{version}",
+        "logged_model_uri": info.model_uri,
+    }

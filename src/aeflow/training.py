@@ -1,0 +1,179 @@
+"""Fit an autoencoder with Lightning: the one training routine behind the train stage, the latent-size
+sweep and the benchmarks.
+
+It takes arrays and returns the fitted model; what to do with files and runs is the caller's business
+(loggers and callbacks are passed in).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from aeflow.config import TrainParams
+from aeflow.data.datamodules import PairDataModule
+from aeflow.models.base import BaseAutoencoder
+from aeflow.models.registry import build_model
+
+
+@dataclass
+class FitResult:
+    """The fitted model (best validation weights when there is a validation split) and a summary."""
+
+    model: BaseAutoencoder
+    epochs: int
+    best_val_loss: float | None
+    best_checkpoint: str | None
+    seconds: float
+    images_per_second: float
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's start-up chatter (GPU/TPU availability, tips) that is noise on CPU-only runs."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", ".*Total length of .* across ranks is zero.*")
+    warnings.filterwarnings("ignore", ".*`training_step` returned.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
+
+
+def make_trainer(
+    train: TrainParams,
+    *,
+    epochs: int | None = None,
+    logger: Any = False,
+    callbacks: Sequence[pl.Callback] = (),
+    checkpoint_dir: Path | None = None,
+    has_val: bool = True,
+    progress_bar: bool | None = None,
+) -> pl.Trainer:
+    """A Trainer configured from params (CPU and deterministic by default)."""
+    from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+
+    cbs = list(callbacks)
+    show_progress = train.progress_bar if progress_bar is None else progress_bar
+    if show_progress:
+        cbs.append(RichProgressBar(leave=True))
+    if checkpoint_dir is not None:
+        cbs.append(
+            ModelCheckpoint(
+                dirpath=str(checkpoint_dir),
+                filename="best-{epoch:03d}",
+                monitor="val/loss" if has_val else "train/loss",
+                mode="min",
+                save_top_k=1,
+                save_last=True,
+            )
+        )
+    return pl.Trainer(
+        max_epochs=epochs or train.epochs,
+        accelerator=train.accelerator,
+        devices=train.devices,
+        deterministic=train.deterministic,
+        logger=logger,
+        callbacks=cbs,
+        enable_checkpointing=checkpoint_dir is not None,
+        enable_progress_bar=show_progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=10,
+    )
+
+
+def fit_autoencoder(
+    model_section: dict[str, Any],
+    train_x: np.ndarray,
+    val_x: np.ndarray | None,
+    train: TrainParams,
+    seed: int,
+    *,
+    train_target: np.ndarray | None = None,
+    val_target: np.ndarray | None = None,
+    epochs: int | None = None,
+    logger: Any = False,
+    callbacks: Sequence[pl.Callback] = (),
+    checkpoint_dir: Path | None = None,
+    output: str = "sigmoid",
+    progress_bar: bool | None = None,
+    where: str = "model",
+) -> FitResult:
+    """Train the variant named in ``model_section`` on ``train_x`` (targets default to the inputs)."""
+    import time
+
+    quiet_lightning()
+    pl.seed_everything(seed, workers=True, verbose=False)
+    if train.num_threads:
+        torch.set_num_threads(train.num_threads)
+    optim = {"lr": train.lr, "weight_decay": train.weight_decay, "scheduler": train.scheduler}
+    model = build_model(model_section, list(train_x.shape[1:]), optim=optim, output=output, where=where)
+    has_val = val_x is not None and len(val_x) > 0
+    dm = PairDataModule(
+        train_x,
+        val_x if has_val else None,
+        train.batch_size,
+        train_target=train_target,
+        val_target=val_target,
+        augment=train.augment,
+    )
+    trainer = make_trainer(
+        train,
+        epochs=epochs,
+        logger=logger,
+        callbacks=callbacks,
+        checkpoint_dir=checkpoint_dir,
+        has_val=has_val,
+        progress_bar=progress_bar,
+    )
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=dm)
+    seconds = time.perf_counter() - start
+    best_path, best_val = None, None
+    ckpt = trainer.checkpoint_callback
+    if ckpt is not None and getattr(ckpt, "best_model_path", ""):
+        best_path = ckpt.best_model_path
+        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+        model.load_state_dict(state)
+        if has_val and ckpt.best_model_score is not None:
+            best_val = float(ckpt.best_model_score)
+    model.eval()
+    n_epochs = trainer.current_epoch
+    return FitResult(
+        model=model,
+        epochs=n_epochs,
+        best_val_loss=best_val,
+        best_checkpoint=best_path,
+        seconds=seconds,
+        images_per_second=len(train_x) * max(n_epochs, 1) / max(seconds, 1e-9),
+    )
+
+
+def predict(model: BaseAutoencoder, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """Reconstructions of ``x`` in data space, batched, without gradients."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            out.append(model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size]))).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros_like(x)
+
+
+def encode(model: BaseAutoencoder, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """Codes of ``x``, batched, without gradients."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            out.append(
+                model.encode(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size]))).cpu().numpy()
+            )
+    return np.concatenate(out)

@@ -1,0 +1,301 @@
+"""The real DVC pipeline on a tiny config, in a temporary copy of the repository.
+
+One ``dvc repro`` builds everything once (module fixture); the tests then check the metrics, the report,
+the MLflow runs and registry, that a second repro does nothing, that bad inputs stop the pipeline without
+touching earlier outputs, and finally that ``dvc exp run -S`` + ``dvc metrics diff`` show a change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.helpers import write_idx_folder
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+TINY = {
+    "ingest": {"max_train": 700, "max_test": 200},
+    "model": {"channels": [8, 16], "hidden_dims": [32]},
+    "train": {"epochs": 2, "batch_size": 64, "num_recon_images": 8, "progress_bar": False},
+    "sweep": {"latent_dims": [2, 4], "epochs": 1},
+}
+
+
+def sh(repo: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t",
+    )
+    res = subprocess.run(
+        list(cmd), cwd=repo, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    if check and res.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-5000:]}"
+        )
+    return res
+
+
+def set_params(repo: Path, mnist: dict) -> None:
+    path = repo / "params.yaml"
+    data = yaml.safe_load(path.read_text())
+    for section, values in mnist.items():
+        data["mnist"].setdefault(section, {}).update(values)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A copy of the project's tracked files with a tiny config, after one successful ``dvc repro``."""
+    dest = tmp_path_factory.mktemp("aeflow") / "repo"
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for rel in filter(None, files):
+        if (
+            rel == "dvc.lock"
+            or rel.startswith(("metrics/", "plots/", "scratch/"))
+            or not (REPO / rel).is_file()
+        ):
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, dest / rel)
+    set_params(dest, TINY)
+    sh(dest, "git", "init", "-q")
+    sh(dest, "git", "add", "-A")
+    sh(dest, "git", "commit", "-q", "-m", "tiny config")
+    res = sh(dest, "dvc", "repro")
+    assert "Running stage 'report'" in res.stdout
+    sh(dest, "git", "add", "-A")
+    sh(dest, "git", "commit", "-q", "-m", "baseline results")
+    return dest
+
+
+def client(repo: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+
+
+def snapshot(repo: Path) -> dict[str, str]:
+    """Hash of every pipeline output, the lock file and the registry's versions and aliases."""
+    out: dict[str, str] = {}
+    for folder in ("data/raw", "data/validation", "models", "metrics", "plots", "reports"):
+        for f in sorted((repo / folder).rglob("*")):
+            if f.is_file() and not f.name.endswith(".failed.json"):
+                out[str(f.relative_to(repo))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    out["dvc.lock"] = hashlib.sha256((repo / "dvc.lock").read_bytes()).hexdigest()
+    versions = client(repo).search_model_versions("name='aeflow-mnist'")
+    out["registry"] = json.dumps(sorted((str(v.version), sorted(v.aliases)) for v in versions))
+    return out
+
+
+def lock_stage(repo: Path, stage: str) -> dict:
+    return yaml.safe_load((repo / "dvc.lock").read_text())["stages"][stage]
+
+
+# ----------------------------------------------------------------------------------------------- outputs
+def test_metrics_compare_autoencoder_with_pca(repo):
+    metrics = json.loads((repo / "metrics/mnist.json").read_text())
+    assert metrics["latent_dim"] == 10 and metrics["test_rows"] == 140  # 20 % of the 700 rows held out
+    for side in ("ae", "pca"):
+        m = metrics["test"][side]
+        assert 0 < m["mse"] < 0.2 and m["bce_nats"] > 0 and m["psnr_db"] > 5 and -1 <= m["ssim"] <= 1
+    assert metrics["test"]["ae_over_pca_mse"] == pytest.approx(
+        metrics["test"]["ae"]["mse"] / metrics["test"]["pca"]["mse"]
+    )
+    sweep = json.loads((repo / "metrics/mnist_sweep.json").read_text())
+    assert sorted(sweep["by_k"]) == ["k2", "k4"]
+    assert sweep["by_k"]["k2"]["pca_mse"] > sweep["by_k"]["k4"]["pca_mse"]
+    loss = (repo / "plots/mnist/loss.csv").read_text().splitlines()
+    assert loss[0].startswith("epoch,") and len(loss) == 3
+
+
+def test_report_is_offline_and_complete(repo):
+    html = (repo / "reports/index.html").read_text()
+    assert "MNIST compression" in html and "AE against PCA at several latent sizes" in html
+    images = re.findall(r'<img src="([^"]+)"', html)
+    assert len(images) == 1 + 1 + 2 + 1 + 2  # AE-vs-PCA, loss, 2 epoch grids, sweep chart, 2 sweep strips
+    assert all(src.startswith("data:image/png;base64,") for src in images)
+    assert not re.search(r'(src|href)="(https?:)?//(?!127\.0\.0\.1)', html)  # nothing from the internet
+    assert "epoch 001" in html and "epoch 002" in html
+
+
+def test_mlflow_run_has_lineage_metrics_images_and_registered_model(repo):
+    import mlflow.pytorch
+    import torch
+
+    c = client(repo)
+    exp = c.get_experiment_by_name("aeflow-mnist")
+    assert exp is not None and exp.artifact_location.startswith("file://")
+    run_info = json.loads((repo / "models/mnist/run.json").read_text())
+    run = c.get_run(run_info["run_id"])
+    tags = run.data.tags
+    head = sh(repo, "git", "rev-parse", "HEAD~1").stdout.strip()  # the commit dvc repro ran on
+    assert tags["mlflow.source.git.commit"] == head and tags["aeflow.git_dirty"] == "false"
+    ingest_hash = lock_stage(repo, "ingest@mnist")["outs"][0]["md5"]
+    assert tags["aeflow.data_hash"] == ingest_hash and tags["aeflow.use_case"] == "mnist"
+    assert run.data.params["model.variant"] == "vanilla" and run.data.params["train.epochs"] == "2"
+    assert len(c.get_metric_history(run.info.run_id, "val/loss")) == 2  # one value per epoch
+    for key in ("test/mse", "test/pca_mse", "test/ssim", "test/ae_over_pca_mse", "train/loss"):
+        assert key in run.data.metrics
+    recon = [a.path for a in c.list_artifacts(run.info.run_id, "reconstructions")]
+    assert recon == ["reconstructions/epoch_001.png", "reconstructions/epoch_002.png"]
+    assert "params.yaml" in [a.path for a in c.list_artifacts(run.info.run_id)]
+    versions = c.search_model_versions("name='aeflow-mnist'")
+    assert [str(v.version) for v in versions] == ["1"] and versions[0].run_id == run.info.run_id
+
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    model = mlflow.pytorch.load_model("models:/aeflow-mnist/1")
+    x = torch.rand(2, 1, 28, 28)
+    assert model(x).shape == x.shape
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_mlflow_ui_lists_the_run_and_serves_its_reconstruction_images(repo):
+    """What a user sees after `mlflow ui --backend-store-uri sqlite:///mlflow.db`: runs, metrics, images."""
+    import time
+    import urllib.request
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [str(BIN / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{repo / 'mlflow.db'}",
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise AssertionError("mlflow ui did not start") from None
+                time.sleep(0.5)
+
+        def get(path: str, body: dict | None = None) -> bytes:
+            data = None if body is None else json.dumps(body).encode()
+            req = urllib.request.Request(base + path, data=data, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.read()
+
+        exp = json.loads(get("/ajax-api/2.0/mlflow/experiments/get-by-name?experiment_name=aeflow-mnist"))
+        exp_id = exp["experiment"]["experiment_id"]
+        runs = json.loads(get("/ajax-api/2.0/mlflow/runs/search", {"experiment_ids": [exp_id]}))["runs"]
+        train = next(r for r in runs if any(t["key"] == "aeflow.stage" and t["value"] == "train"
+                                             for t in r["data"]["tags"]))
+        metrics = {m["key"] for m in train["data"]["metrics"]}
+        assert {"test/mse", "test/pca_mse", "val/loss", "train/loss"} <= metrics
+        png = get(f"/get-artifact?path=reconstructions/epoch_002.png&run_uuid={train['info']['run_id']}")
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        models = json.loads(get("/ajax-api/2.0/mlflow/registered-models/search"))["registered_models"]
+        assert [m["name"] for m in models] == ["aeflow-mnist"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_second_repro_does_nothing(repo):
+    res = sh(repo, "dvc", "repro")
+    assert "Data and pipelines are up to date." in res.stdout
+    assert "Running stage" not in res.stdout
+
+
+# ----------------------------------------------------------------------------------------------- failures
+def _fails_cleanly(repo: Path, *must_mention: str) -> str:
+    before = snapshot(repo)
+    res = sh(repo, "dvc", "repro", check=False)
+    text = res.stdout + res.stderr
+    assert res.returncode != 0, text[-2000:]
+    for needle in must_mention:
+        assert needle in text, (needle, text[-3000:])
+    after = snapshot(repo)
+    return before, after, text
+
+
+def _restore(repo: Path) -> None:
+    sh(repo, "git", "checkout", "--", "params.yaml", "dvc.lock")
+    sh(repo, "dvc", "checkout", "--force")
+
+
+def test_corrupt_idx_file_stops_before_anything_changes(repo, tmp_path, shuffled):
+    x, y = shuffled
+    folder = write_idx_folder(tmp_path / "idx", x[:500], y[:500])
+    bad = folder / "train-images-idx3-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:2000])
+    set_params(repo, {"ingest": {"source": "idx", "idx_dir": str(folder)}})
+    try:
+        before, after, _ = _fails_cleanly(repo, str(bad), "gzip stream is truncated or corrupt", "Fix:")
+        assert before == after
+    finally:
+        _restore(repo)
+
+
+def test_wrong_params_key_stops_with_a_clear_message(repo):
+    set_params(repo, {"train": {"epohcs": 3}})
+    try:
+        before, after, _ = _fails_cleanly(
+            repo, "unknown key 'mnist.train.epohcs'", "Did you mean 'epochs'", "params.yaml"
+        )
+        assert before == after
+    finally:
+        _restore(repo)
+
+
+def test_dataset_missing_a_class_stops_at_validation(repo, tmp_path, shuffled):
+    x, y = shuffled
+    keep = y[:1500] != 3
+    folder = write_idx_folder(tmp_path / "idx", x[:1500][keep], y[:1500][keep])
+    set_params(repo, {"ingest": {"source": "idx", "idx_dir": str(folder)}})
+    try:
+        before, after, _ = _fails_cleanly(
+            repo, "class 3 = 0.0", "min_class_fraction", "data/raw/mnist/train.npz"
+        )
+        # The new data was ingested (that stage succeeded); nothing downstream of validation moved.
+        changed = {k for k in before if before[k] != after.get(k)}
+        assert changed and all(k.startswith("data/raw/") or k == "dvc.lock" for k in changed), changed
+        assert (repo / "data/validation/mnist.failed.json").is_file()
+    finally:
+        _restore(repo)
+    assert np.array_equal(np.load(repo / "data/raw/mnist/train.npz")["labels"].shape, (490,))  # restored
+
+
+# ----------------------------------------------------------------------------------------------- experiments
+def test_exp_run_changes_latent_size_and_metrics_diff_shows_it(repo):
+    res = sh(repo, "dvc", "exp", "run", "-S", "mnist.model.latent_dim=4")
+    assert "Running stage 'train@mnist'" in res.stdout
+    assert "Running stage 'ingest@mnist'" not in res.stdout  # only what the change affects
+    diff = json.loads(sh(repo, "dvc", "metrics", "diff", "--json").stdout)
+    assert diff["metrics/mnist.json"]["latent_dim"] == {"old": 10, "new": 4, "diff": -6}
+    shown = json.loads(sh(repo, "dvc", "exp", "show", "--json").stdout)
+    assert "latent_dim" in json.dumps(shown) and len(shown) >= 1
