@@ -188,8 +188,18 @@ def test_mlflow_ui_lists_the_run_and_serves_its_reconstruction_images(repo):
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [str(BIN / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{repo / 'mlflow.db'}",
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd = [
+        str(BIN / "mlflow"),
+        "ui",
+        "--backend-store-uri",
+        f"sqlite:///{repo / 'mlflow.db'}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60
@@ -212,8 +222,11 @@ def test_mlflow_ui_lists_the_run_and_serves_its_reconstruction_images(repo):
         exp = json.loads(get("/ajax-api/2.0/mlflow/experiments/get-by-name?experiment_name=aeflow-mnist"))
         exp_id = exp["experiment"]["experiment_id"]
         runs = json.loads(get("/ajax-api/2.0/mlflow/runs/search", {"experiment_ids": [exp_id]}))["runs"]
-        train = next(r for r in runs if any(t["key"] == "aeflow.stage" and t["value"] == "train"
-                                             for t in r["data"]["tags"]))
+        train = next(
+            r
+            for r in runs
+            if any(t["key"] == "aeflow.stage" and t["value"] == "train" for t in r["data"]["tags"])
+        )
         metrics = {m["key"] for m in train["data"]["metrics"]}
         assert {"test/mse", "test/pca_mse", "val/loss", "train/loss"} <= metrics
         png = get(f"/get-artifact?path=reconstructions/epoch_002.png&run_uuid={train['info']['run_id']}")
