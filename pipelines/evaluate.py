@@ -13,11 +13,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--models", type=Path, required=True, help="folder written by train")
         p.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
         p.add_argument("--plots", type=Path, required=True, help="folder for evaluation figures")
+        p.add_argument("--noisy", type=Path, help="noisy inputs from inject_noise (denoising variants)")
 
     def run(a):  # noqa: ANN001, ANN202
         from aeflow.stages.evaluate import run
 
-        report = run(a.use_case, load_params(a.params), a.data, a.models, a.metrics, a.plots)
+        report = run(a.use_case, load_params(a.params), a.data, a.models, a.metrics, a.plots, a.noisy)
         print(f"test: AE {report['test']['ae']}  PCA {report['test']['pca']}")
 
     return stage_main("evaluate", build, run, argv)

@@ -168,7 +168,60 @@ class SweepParams(Strict):
     """AE against PCA at several latent sizes ("is this just fancy PCA?")."""
 
     latent_dims: list[PositiveInt] = Field(default_factory=lambda: [2, 10, 32], min_length=1)
-    epochs: PositiveInt = 8
+    epochs: PositiveInt = 6
+
+
+class ImageNoiseParams(Strict):
+    """Corruption for the denoising pairs: ``level`` is σ for gaussian, the fraction of pixels otherwise."""
+
+    kind: Literal["gaussian", "masking", "salt_pepper"] = "gaussian"
+    level: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+
+DEFAULT_VARIANTS = ["vanilla", "denoising", "sparse", "contractive", "vae"]
+
+
+class VariantsParams(Strict):
+    """The variant comparison: which variants, how long, and each one's own options.
+
+    Every variant starts from the common fields of ``model`` (architecture, latent size, …) and applies
+    ``options[<variant>]`` on top, so a sparse model can be overcomplete while the others are not.
+    """
+
+    names: list[str] = Field(default_factory=lambda: list(DEFAULT_VARIANTS), min_length=1)
+    epochs: PositiveInt = 6
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    iwae_samples: Annotated[int, Field(ge=1, le=5000)] = 100
+    iwae_examples: PositiveInt = 500
+    num_generated: Annotated[int, Field(ge=10, le=1000)] = 100
+    jacobian_examples: PositiveInt = 256
+
+    @field_validator("names")
+    @classmethod
+    def _known_names(cls, value: list[str]) -> list[str]:
+        from aeflow.models.names import check_variant_name
+
+        for name in value:
+            check_variant_name(name)
+        if len(set(value)) != len(value):
+            raise ValueError("each variant may appear only once")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _known_option_keys(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from aeflow.models.names import check_variant_name
+
+        for name, opts in value.items():
+            check_variant_name(name)
+            if "variant" in opts:
+                raise ValueError(f"options.{name} must not set 'variant' (the key already names it)")
+        return value
+
+    def section_for(self, name: str, model: AEConfig) -> dict[str, Any]:
+        """The model section for variant ``name``: common fields of ``model`` + that variant's options."""
+        common = {k: v for k, v in model.model_dump().items() if k in AEConfig.model_fields}
+        return {**common, **self.options.get(name, {}), "variant": name}
 
 
 class ModelSection(AEConfig):
@@ -198,6 +251,8 @@ class MnistParams(Strict):
     train: TrainParams = Field(default_factory=TrainParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     sweep: SweepParams = Field(default_factory=SweepParams)
+    noise: ImageNoiseParams = Field(default_factory=ImageNoiseParams)
+    variants: VariantsParams = Field(default_factory=VariantsParams)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -33,6 +33,26 @@ def load_image_splits(folder: Path | str) -> dict[str, tuple[np.ndarray, np.ndar
     return out
 
 
+def model_inputs(
+    splits: dict[str, tuple[np.ndarray, np.ndarray]], noisy: dict[str, np.ndarray] | None, needs_noisy: bool
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Per split, ``(input, target)`` for a model: ``target`` is ``None`` when it is the input itself.
+
+    A variant that ``needs_noisy`` pairs gets the noise stage's corrupted images as inputs and the clean
+    images as targets.
+    """
+    if not needs_noisy:
+        return {name: (x, None) for name, (x, _) in splits.items()}
+    if noisy is None:
+        from aeflow.errors import DataError
+
+        raise DataError(
+            "this variant trains on (noisy, clean) pairs but no noisy data was given. "
+            "Fix: run the inject_noise stage (dvc repro) and pass its folder with --noisy."
+        )
+    return {name: (noisy[name], x) for name, (x, _) in splits.items()}
+
+
 def random_affine(
     x: torch.Tensor, params: AugmentParams, generator: torch.Generator | None = None
 ) -> torch.Tensor:

@@ -3,7 +3,9 @@
 It owns what all autoencoders share (encoder/decoder construction, the training/validation step, logging
 and the optimiser). A variant overrides only what makes it different:
 
+* :meth:`encode` – what the code is (a sparse AE squashes it with a sigmoid, a VAE returns the mean);
 * :meth:`encode_for_training` – how a code is produced while training (a VAE samples);
+* :meth:`prepare_batch` – what the likelihood sees (a Bernoulli VAE binarises);
 * :meth:`recon_loss` – the reconstruction term (a VAE uses a proper likelihood);
 * :meth:`reg_loss` – the regulariser (sparsity, contraction, KL), zero here.
 
@@ -45,6 +47,8 @@ class BaseAutoencoder(pl.LightningModule):
     variant_name: ClassVar[str] = "base"
     #: Whether the code must be smaller than the input (checked when the model is built).
     undercomplete: ClassVar[bool] = False
+    #: Whether training needs (noisy input, clean target) pairs from the noise stage.
+    needs_noisy_pairs: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -119,6 +123,10 @@ class BaseAutoencoder(pl.LightningModule):
         return self.decode(self.encode(x))
 
     # ----------------------------------------------------------------- loss terms (variants override)
+    def prepare_batch(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map a batch to what the model trains on (identity here)."""
+        return x, target
+
     def encode_for_training(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Code used in the training step, plus anything ``reg_loss`` needs."""
         return self.encode(x), {}
@@ -133,10 +141,14 @@ class BaseAutoencoder(pl.LightningModule):
         """Regulariser added to the reconstruction loss; none for a plain autoencoder."""
         return z.new_zeros(())
 
+    def variant_diagnostics(self, x: torch.Tensor, *, iwae_samples: int = 100) -> dict[str, float]:
+        """Numbers that show this variant's defining property on inputs ``x`` (none for the base)."""
+        return {}
+
     # ----------------------------------------------------------------- Lightning
     def model_step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One loss evaluation shared by training and validation: returns ``(loss, logs)``."""
-        x, target = batch
+        x, target = self.prepare_batch(*batch)
         z, extras = self.encode_for_training(x)
         logits = self.decode_logits(z)
         recon = self.recon_loss(logits, target)

@@ -87,3 +87,48 @@ def line_chart(
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def scatter(points: np.ndarray, labels: np.ndarray, title: str, axes: tuple[str, str] = ("1", "2")) -> bytes:
+    """2-D scatter coloured by label (latent spaces)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 4.0), dpi=110)
+    sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=5, alpha=0.75, vmin=-0.5, vmax=9.5)
+    fig.colorbar(sc, ax=ax, ticks=range(10), fraction=0.046, pad=0.03)
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def bar_chart(
+    categories: Sequence[str], series: dict[str, Sequence[float]], ylabel: str, title: str
+) -> bytes:
+    """Grouped bars (class histograms of generated samples)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=110)
+    width = 0.8 / max(len(series), 1)
+    pos = np.arange(len(categories))
+    for i, (name, values) in enumerate(series.items()):
+        ax.bar(pos + i * width - 0.4 + width / 2, values, width, label=name)
+    ax.set_xticks(pos, categories)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()

@@ -15,18 +15,23 @@ from aeflow.io import atomic_file, read_json, write_json
 
 
 def compare_with_pca(
-    model: Any, train_x: Any, test_x: Any, batch_size: int, clip_pca: bool
+    model: Any, train_x: Any, test_x: Any, batch_size: int, clip_pca: bool, test_target: Any = None
 ) -> dict[str, Any]:
-    """Metrics of the AE and of PCA (same k, fitted on the same training images) on ``test_x``."""
+    """Metrics of the AE and of PCA (same k, fitted on the same clean training images) on ``test_x``.
+
+    ``test_target`` (default: ``test_x``) is what reconstructions are scored against: the clean images
+    when ``test_x`` are their noisy versions.
+    """
     from aeflow.evaluation.baselines import PCABaseline
     from aeflow.evaluation.metrics import reconstruction_metrics
     from aeflow.training import predict
 
+    target = test_x if test_target is None else test_target
     ae_recon = predict(model, test_x, batch_size)
     pca = PCABaseline(model.latent_dim, clip=(0.0, 1.0) if clip_pca else None).fit(train_x)
     pca_recon = pca.reconstruct(test_x)
-    ae = reconstruction_metrics(ae_recon, test_x)
-    base = reconstruction_metrics(pca_recon, test_x)
+    ae = reconstruction_metrics(ae_recon, target)
+    base = reconstruction_metrics(pca_recon, target)
     return {
         "ae": ae,
         "pca": base,
@@ -36,13 +41,22 @@ def compare_with_pca(
 
 
 def run(
-    use_case: str, params: Params, data: Path, models: Path, metrics: Path, plots: Path
+    use_case: str,
+    params: Params,
+    data: Path,
+    models: Path,
+    metrics: Path,
+    plots: Path,
+    noisy: Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``use_case``; see the module docstring."""
     from aeflow import tracking
-    from aeflow.data.images import load_image_splits
+    from aeflow.data.images import load_image_splits, model_inputs
+    from aeflow.evaluation.diagnostics import code_diagnostics
+    from aeflow.evaluation.metrics import reconstruction_metrics
     from aeflow.models.registry import load_model
     from aeflow.report.figures import image_rows
+    from aeflow.stages.noise import load_noisy
     from aeflow.stages.train import fixed_indices
 
     model_file, run_file = models / "model.pt", models / "run.json"
@@ -54,8 +68,24 @@ def run(
     model = load_model(str(model_file))
     splits = load_image_splits(data)
     (train_x, _), (test_x, test_y) = splits["train"], splits["test"]
-    result = compare_with_pca(model, train_x, test_x, section.evaluate.batch_size, section.evaluate.clip_pca)
+    needs_noisy = model.needs_noisy_pairs
+    test_in, _ = model_inputs(splits, load_noisy(noisy) if needs_noisy and noisy else None, needs_noisy)[
+        "test"
+    ]
+    result = compare_with_pca(
+        model, train_x, test_in, section.evaluate.batch_size, section.evaluate.clip_pca, test_target=test_x
+    )
     recon = result.pop("_recon")
+    if needs_noisy:
+        result["noisy_input"] = reconstruction_metrics(test_in, test_x)
+    v = section.variants
+    result["codes"] = code_diagnostics(
+        model,
+        test_x,
+        jacobian_examples=v.jacobian_examples,
+        iwae_samples=v.iwae_samples,
+        iwae_examples=v.iwae_examples,
+    )
 
     report = {
         "variant": model.variant_name,
@@ -67,15 +97,20 @@ def run(
     write_json(metrics, report)
 
     chosen = fixed_indices(test_y, 12)
-    png = image_rows(
-        [test_x[chosen], recon["ae"][chosen], recon["pca"][chosen]], labels=["test", "AE", "PCA"]
-    )
+    rows = [test_x[chosen], recon["ae"][chosen], recon["pca"][chosen]]
+    labels = ["test", "AE", "PCA"]
+    if needs_noisy:
+        rows.insert(1, test_in[chosen])
+        labels.insert(1, "noisy")
+    png = image_rows(rows, labels=labels)
     figure = plots / "ae_vs_pca.png"
     with atomic_file(figure) as tmp:
         tmp.write_bytes(png)
 
     flat = {f"test/{k}": v for k, v in result["ae"].items()}
     flat.update({f"test/pca_{k}": v for k, v in result["pca"].items()})
+    flat.update({f"test/{k}": v for k, v in result["codes"].items()})
+    flat.update({f"test/noisy_input_{k}": v for k, v in result.get("noisy_input", {}).items()})
     if result["ae_over_pca_mse"] is not None:
         flat["test/ae_over_pca_mse"] = result["ae_over_pca_mse"]
     tracking.log_to_run(

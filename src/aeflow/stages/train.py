@@ -44,21 +44,32 @@ def fixed_indices(labels: np.ndarray, n: int) -> np.ndarray:
 
 
 def run(
-    use_case: str, params: Params, data: Path, validation: Path, models: Path, plots: Path
+    use_case: str,
+    params: Params,
+    data: Path,
+    validation: Path,
+    models: Path,
+    plots: Path,
+    noisy: Path | None = None,
 ) -> dict[str, Any]:
-    """Train ``use_case`` on the ingested ``data``; see the module docstring for the outputs."""
+    """Train ``use_case`` on the ingested ``data`` (and ``noisy`` inputs for a denoising variant)."""
     from aeflow import tracking
-    from aeflow.data.images import load_image_splits
-    from aeflow.models.registry import save_model
+    from aeflow.data.images import load_image_splits, model_inputs
+    from aeflow.models.registry import get_variant, save_model
+    from aeflow.stages.noise import load_noisy
     from aeflow.tracking.callbacks import EpochHistory, ReconstructionGrid
     from aeflow.training import fit_autoencoder
 
     check_validation(validation)
     section = params.use_case(use_case)
+    needs_noisy = get_variant(section.model.variant).needs_noisy_pairs
     splits = load_image_splits(data)
-    (train_x, _), (val_x, val_y), (test_x, test_y) = splits["train"], splits["val"], splits["test"]
-    shown_x, shown_y = (val_x, val_y) if len(val_x) else (test_x, test_y)
-    fixed = shown_x[fixed_indices(shown_y, section.train.num_recon_images)]
+    pairs = model_inputs(splits, load_noisy(noisy) if needs_noisy and noisy else None, needs_noisy)
+    (train_x, train_t), (val_x, val_t) = pairs["train"], pairs["val"]
+    shown = "val" if len(val_x) else "test"
+    idx = fixed_indices(splits[shown][1], section.train.num_recon_images)
+    shown_in, shown_target = pairs[shown]
+    fixed, fixed_target = shown_in[idx], None if shown_target is None else shown_target[idx]
 
     model_section = section.model.model_dump()
     tags = tracking.lineage_tags(use_case, "train", str(data), {tracking.TAG_VARIANT: section.model.variant})
@@ -71,13 +82,15 @@ def run(
         models_tmp = stack.enter_context(atomic_dir(models))
         recon_tmp = stack.enter_context(atomic_dir(plots / "recon"))
         loss_tmp = stack.enter_context(atomic_file(plots / "loss.csv"))
-        callbacks = [ReconstructionGrid(fixed, recon_tmp), EpochHistory(loss_tmp)]
+        callbacks = [ReconstructionGrid(fixed, recon_tmp, targets=fixed_target), EpochHistory(loss_tmp)]
         result = fit_autoencoder(
             model_section,
             train_x,
             val_x,
             section.train,
             params.seed,
+            train_target=train_t,
+            val_target=val_t,
             logger=logger,
             callbacks=callbacks,
             checkpoint_dir=models_tmp / "checkpoints",

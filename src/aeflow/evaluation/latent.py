@@ -1,0 +1,73 @@
+"""What a code looks like: sparsity, sensitivity to the input, and low-dimensional views.
+
+These are computed the same way for every variant, so a sparse or contractive model can be compared with
+the vanilla one on the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+
+def hoyer_sparsity(codes: np.ndarray) -> float:
+    """Mean Hoyer sparsity of |code| vectors: 0 when all units are equal, 1 when one unit carries all.
+
+    Scale-invariant, so codes of different ranges (a sigmoid code, a linear code) can be compared.
+    """
+    a = np.abs(np.asarray(codes, dtype=np.float64))
+    n = a.shape[1]
+    if n < 2:
+        return 0.0
+    l1 = a.sum(axis=1)
+    l2 = np.sqrt((a**2).sum(axis=1)) + 1e-12
+    return float(np.mean((np.sqrt(n) - l1 / l2) / (np.sqrt(n) - 1)))
+
+
+def activation_stats(codes: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """Mean activation and the mean fraction of units above ``threshold`` per input (for codes in [0, 1])."""
+    c = np.asarray(codes, dtype=np.float64)
+    return {"mean_activation": float(c.mean()), "fraction_active": float((c > threshold).mean())}
+
+
+def encoder_jacobian_sq_norm(
+    encode: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, create_graph: bool = False
+) -> torch.Tensor:
+    """Per-example squared Frobenius norm ‖∂f(x)/∂x‖² of an encoder ``encode`` (shape (N,)).
+
+    Exact: one vectorised backward pass per code unit (``is_grads_batched``), for any encoder. With
+    BatchNorm in training mode the examples of a batch interact through the batch statistics, and those
+    terms are included (evaluate in eval mode for the per-example Jacobian).
+    """
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        z = encode(x)
+        k = z.shape[1]
+        basis = torch.eye(k, dtype=z.dtype, device=z.device).unsqueeze(1).expand(k, *z.shape)
+        (jac,) = torch.autograd.grad(
+            z, x, grad_outputs=basis, is_grads_batched=True, create_graph=create_graph
+        )
+    return jac.pow(2).flatten(2).sum(dim=(0, 2))
+
+
+def perturbation_sensitivity(
+    encode: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, sigma: float = 0.05, seed: int = 0
+) -> float:
+    """Mean ‖f(x + ε) − f(x)‖ / ‖ε‖ for small Gaussian ε: how much the code moves when the input jiggles."""
+    gen = torch.Generator().manual_seed(seed)
+    eps = torch.randn(x.shape, generator=gen) * sigma
+    with torch.no_grad():
+        dz = encode(x + eps) - encode(x)
+    return float((dz.flatten(1).norm(dim=1) / eps.flatten(1).norm(dim=1)).mean())
+
+
+def project(codes: np.ndarray, dims: int = 2) -> tuple[np.ndarray, str]:
+    """Codes themselves when they have ``dims`` columns or fewer, else their first principal components."""
+    c = np.asarray(codes, dtype=np.float64)
+    if c.shape[1] <= dims:
+        return c, "code"
+    centred = c - c.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:dims].T, f"PCA of the {c.shape[1]}-d code"

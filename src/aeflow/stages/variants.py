@@ -1,0 +1,226 @@
+"""compare_variants: train every variant in ``variants.names`` on the same data and compare them.
+
+For each variant: a Lightning training run logged to MLflow (experiment ``aeflow-<uc>``, tag
+``aeflow.stage=compare_variants``, so the UI's compare view shows one row per variant), test metrics and
+code diagnostics (sparsity, Jacobian norm, ELBO/NLL where they apply), a latent-space scatter, and a
+registered model version of ``aeflow-<uc>-<variant>``. Across variants:
+
+* **denoising** – clean-target MSE of the noisy input itself, of the vanilla AE fed the noisy input and
+  of the denoising AE;
+* **generation** – decoded random codes of the vanilla AE (drawn from a Gaussian fitted to its training
+  codes, the fairest simple choice) beside VAE samples, each scored by a digit classifier trained on the
+  real training digits; VAE interpolation strips.
+
+Outputs: ``<metrics>/<variant>.json`` and ``<metrics>/summary.json`` (one ``dvc metrics`` row per
+variant), ``<models>/<variant>.pt`` + ``runs.json``, and figures in ``<plots>/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aeflow.config import Params
+from aeflow.io import atomic_dir, write_json
+
+
+def _generation(models: dict[str, Any], train_x: np.ndarray, n: int, seed: int) -> dict[str, np.ndarray]:
+    """Generated images per model that can generate: VAE samples, vanilla decoded random codes."""
+    from aeflow.training import encode
+
+    gen = torch.Generator().manual_seed(seed)
+    out: dict[str, np.ndarray] = {}
+    for name, model in models.items():
+        if hasattr(model, "sample"):
+            out[name] = model.sample(n, generator=gen).numpy()
+        elif name == "vanilla":
+            codes = encode(model, train_x)
+            z = torch.randn(n, codes.shape[1], generator=gen) * torch.from_numpy(
+                codes.std(0)
+            ) + torch.from_numpy(codes.mean(0))
+            with torch.no_grad():
+                out[name] = model.decode(z.float()).numpy()
+    return out
+
+
+def run(
+    use_case: str,
+    params: Params,
+    data: Path,
+    noisy: Path,
+    validation: Path,
+    metrics: Path,
+    models: Path,
+    plots: Path,
+) -> dict[str, Any]:
+    """Train, evaluate, log and register every configured variant; see the module docstring."""
+    from aeflow import tracking
+    from aeflow.data.images import load_image_splits, model_inputs
+    from aeflow.evaluation.classifier import fit_digit_classifier, score_images
+    from aeflow.evaluation.diagnostics import code_diagnostics
+    from aeflow.evaluation.latent import project
+    from aeflow.evaluation.metrics import reconstruction_metrics
+    from aeflow.models.registry import get_variant, save_model
+    from aeflow.report.figures import bar_chart, image_rows, scatter
+    from aeflow.stages.noise import load_noisy
+    from aeflow.stages.train import check_validation, fixed_indices
+    from aeflow.training import encode, fit_autoencoder, predict
+
+    check_validation(validation)
+    section = params.use_case(use_case)
+    cfg = section.variants
+    splits = load_image_splits(data)
+    noisy_splits = load_noisy(noisy)
+    (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
+    noisy_test = noisy_splits["test"]
+    chosen = fixed_indices(test_y, 10)
+
+    clf = fit_digit_classifier(train_x, train_y, params.seed)
+    classifier_acc = float((clf.predict(test_x.reshape(len(test_x), -1)) == test_y).mean())
+
+    trained: dict[str, Any] = {}
+    results: dict[str, dict[str, Any]] = {}
+    runs: dict[str, dict[str, str]] = {}
+    figures: dict[str, bytes] = {}
+    for name in cfg.names:
+        model_section = cfg.section_for(name, section.model)
+        needs_noisy = get_variant(name).needs_noisy_pairs
+        pairs = model_inputs(splits, noisy_splits, needs_noisy)
+        tags = tracking.lineage_tags(use_case, "compare_variants", str(data), {tracking.TAG_VARIANT: name})
+        logger = tracking.make_logger(params.tracking, use_case, f"{use_case}-{name}-compare", tags)
+        logger.log_hyperparams(
+            tracking.flatten(
+                {
+                    "seed": params.seed,
+                    "model": model_section,
+                    "epochs": cfg.epochs,
+                    "train": section.train.model_dump(),
+                    "noise": section.noise.model_dump(),
+                }
+            )
+        )
+        fit = fit_autoencoder(
+            model_section,
+            pairs["train"][0],
+            pairs["val"][0],
+            section.train,
+            params.seed,
+            train_target=pairs["train"][1],
+            val_target=pairs["val"][1],
+            epochs=cfg.epochs,
+            logger=logger,
+            progress_bar=False,
+            where=f"{use_case}.variants.options.{name}",
+        )
+        model = trained[name] = fit.model
+        test_in = noisy_test if needs_noisy else test_x
+        recon = predict(model, test_in)
+        res: dict[str, Any] = {
+            "latent_dim": model.latent_dim,
+            "trained_on": "noisy→clean pairs" if needs_noisy else "clean images",
+            "test": reconstruction_metrics(recon, test_x),
+            "test_noisy_input": reconstruction_metrics(predict(model, noisy_test), test_x),
+            "codes": code_diagnostics(
+                model,
+                test_x,
+                jacobian_examples=cfg.jacobian_examples,
+                iwae_samples=cfg.iwae_samples,
+                iwae_examples=cfg.iwae_examples,
+            ),
+            "train_seconds": round(fit.seconds, 2),
+        }
+        results[name] = res
+        codes = encode(model, test_x)
+        points, how = project(codes, 2)
+        figures[f"latent_{name}.png"] = scatter(points, test_y, f"{name}: test codes ({how})")
+        figures[f"recon_{name}.png"] = image_rows(
+            [test_in[chosen], recon[chosen]]
+            if not needs_noisy
+            else [test_in[chosen], test_x[chosen], recon[chosen]],
+            labels=["input", "recon"] if not needs_noisy else ["noisy", "clean", "recon"],
+        )
+        flat = {f"test/{k}": v for k, v in res["test"].items()}
+        flat.update({f"test/{k}": v for k, v in res["codes"].items()})
+        flat["test/noisy_input_mse"] = res["test_noisy_input"]["mse"]
+        logger.log_metrics(flat)
+        registration = tracking.log_and_register_model(
+            params.tracking,
+            logger.run_id,
+            model,
+            f"{use_case}-{name}",
+            description=f"{name} autoencoder from the compare_variants stage ({cfg.epochs} epochs).",
+        )
+        logger.finalize("success")
+        runs[name] = {"run_id": logger.run_id, "experiment_id": logger.experiment_id, **registration}
+
+    denoising: dict[str, float] = {"noisy_input_mse": float(np.mean((noisy_test - test_x) ** 2))}
+    for name in ("vanilla", "denoising"):
+        if name in results:
+            denoising[f"{name}_mse"] = results[name]["test_noisy_input"]["mse"]
+    if "vanilla" in trained and "denoising" in trained:
+        figures["denoising.png"] = image_rows(
+            [
+                noisy_test[chosen],
+                predict(trained["vanilla"], noisy_test[chosen]),
+                predict(trained["denoising"], noisy_test[chosen]),
+                test_x[chosen],
+            ],
+            labels=["noisy", "vanilla", "denoising", "clean"],
+        )
+
+    generated = _generation(trained, train_x, cfg.num_generated, params.seed)
+    generation = {name: score_images(clf, imgs) for name, imgs in generated.items()}
+    generation["real_test_digits"] = score_images(clf, test_x[fixed_indices(test_y, cfg.num_generated)])
+    if generated:
+        figures["generation.png"] = image_rows(
+            [imgs[:16] for imgs in generated.values()], labels=list(generated)
+        )
+        figures["generation_classes.png"] = bar_chart(
+            [str(d) for d in range(10)],
+            {n: g["class_histogram"] for n, g in generation.items()},
+            "samples",
+            "Classifier's reading of generated samples",
+        )
+    vae = trained.get("vae")
+    if vae is not None:
+        pairs_idx = [(chosen[i], chosen[j]) for i, j in ((0, 1), (3, 8), (4, 9), (7, 1))]
+        strips = [
+            vae.interpolate(torch.from_numpy(test_x[a]), torch.from_numpy(test_x[b]), 10).numpy()
+            for a, b in pairs_idx
+        ]
+        figures["vae_interpolation.png"] = image_rows(
+            strips, labels=[f"{test_y[a]}→{test_y[b]}" for a, b in pairs_idx]
+        )
+
+    summary = {
+        "variants": list(cfg.names),
+        "denoising": {"noise": section.noise.model_dump(), **denoising},
+        "generation": generation,
+        "classifier_test_accuracy": classifier_acc,
+        "epochs": cfg.epochs,
+    }
+    with contextlib.ExitStack() as stack:
+        mtmp = stack.enter_context(atomic_dir(metrics))
+        for name, res in results.items():
+            write_json(mtmp / f"{name}.json", res)
+        write_json(mtmp / "summary.json", summary)
+        models_tmp = stack.enter_context(atomic_dir(models))
+        for name, model in trained.items():
+            save_model(model, str(models_tmp / f"{name}.pt"))
+        write_json(models_tmp / "runs.json", runs)
+        ptmp = stack.enter_context(atomic_dir(plots))
+        for fname, png in figures.items():
+            (ptmp / fname).write_bytes(png)
+    shared = {
+        "vae": ["generation.png", "generation_classes.png", "vae_interpolation.png"],
+        "denoising": ["denoising.png"],
+    }
+    for name, info in runs.items():
+        files = [(plots / f"latent_{name}.png", "latent"), (plots / f"recon_{name}.png", "evaluation")]
+        files += [(plots / f, "comparison") for f in shared.get(name, []) if (plots / f).is_file()]
+        tracking.log_to_run(params.tracking, info["run_id"], artifacts=files)
+    return {"results": results, **summary}
