@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -44,6 +45,27 @@ def image_rows(rows: Sequence[np.ndarray], labels: Sequence[str] = (), scale: in
     return buf.getvalue()
 
 
+def _axes(width: float, height: float) -> tuple[Any, Any]:
+    """A new figure and axes on the non-interactive Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height), dpi=110)
+
+
+def _png(fig: Any) -> bytes:
+    """Lay out, render and close ``fig``; return the PNG bytes."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def line_chart(
     x: Sequence[float],
     series: dict[str, Sequence[float]],
@@ -54,12 +76,7 @@ def line_chart(
     marks: dict[str, float] | None = None,
 ) -> bytes:
     """A small line chart as PNG (loss curves, MSE against latent size)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=110)
+    fig, ax = _axes(5.5, 3.4)
     for name, ys in series.items():
         pts = [(a, b) for a, b in zip(x, ys, strict=True) if b is not None and np.isfinite(b)]
         if pts:
@@ -82,43 +99,25 @@ def line_chart(
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
 
 
 def scatter(points: np.ndarray, labels: np.ndarray, title: str, axes: tuple[str, str] = ("1", "2")) -> bytes:
     """2-D scatter coloured by label (latent spaces)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.6, 4.0), dpi=110)
+    fig, ax = _axes(4.6, 4.0)
     sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=5, alpha=0.75, vmin=-0.5, vmax=9.5)
     fig.colorbar(sc, ax=ax, ticks=range(10), fraction=0.046, pad=0.03)
     ax.set_xlabel(axes[0])
     ax.set_ylabel(axes[1])
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
 
 
 def bar_chart(
     categories: Sequence[str], series: dict[str, Sequence[float]], ylabel: str, title: str
 ) -> bytes:
     """Grouped bars (class histograms of generated samples)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=110)
+    fig, ax = _axes(5.5, 3.2)
     width = 0.8 / max(len(series), 1)
     pos = np.arange(len(categories))
     for i, (name, values) in enumerate(series.items()):
@@ -127,8 +126,4 @@ def bar_chart(
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
