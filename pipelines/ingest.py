@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
         from aeflow.stages.ingest import run
 
         info = run(a.use_case, load_params(a.params), a.out)
-        print(f"ingested {info['counts']} from {info['origin']}")
+        print(f"ingested {info.get('counts')} from {info.get('origin')}")
 
     return stage_main("ingest", build, run, argv)
 

@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
         from aeflow.stages.noise import run
 
         info = run(a.use_case, load_params(a.params), a.data, a.out)
-        print(f"{info['kind']} noise at {info['level']}: MSE noisy vs clean {info['mse_noisy_vs_clean']}")
+        print(f"noise injected: {info}")
 
     return stage_main("inject_noise", build, run, argv)
 

@@ -15,12 +15,16 @@ def main(argv: list[str] | None = None) -> int:
             "--models", type=Path, required=True, help="folder for model.pt, run.json, checkpoints"
         )
         p.add_argument("--plots", type=Path, required=True, help="folder for loss.csv and recon/")
-        p.add_argument("--noisy", type=Path, help="noisy inputs from inject_noise (denoising variants)")
+        p.add_argument(
+            "--inputs",
+            type=Path,
+            help="model inputs made by an earlier stage: noisy images (mnist), spectrogram features (speech)",
+        )
 
     def run(a):  # noqa: ANN001, ANN202
         from aeflow.stages.train import run
 
-        summary = run(a.use_case, load_params(a.params), a.data, a.validation, a.models, a.plots, a.noisy)
+        summary = run(a.use_case, load_params(a.params), a.data, a.validation, a.models, a.plots, a.inputs)
         print(f"trained {summary}")
 
     return stage_main("train", build, run, argv)

@@ -51,5 +51,74 @@ def variants() -> None:
     console.print(table)
 
 
+def load_any_model(model: str, tracking_uri: str | None = None) -> object:
+    """A model from a local ``model.pt`` (weights-only load) or an MLflow URI (``models:/name@alias``,
+    ``models:/name/3``, ``runs:/<id>/model``), with errors that say what to pass instead."""
+    if "://" not in model and not model.startswith(("models:/", "runs:/")):
+        from aeflow.models.registry import load_model
+
+        if not Path(model).is_file():
+            raise AeflowError(
+                f"{model}: model file not found. Fix: run `dvc repro` first (it writes "
+                "models/speech/model.pt) or pass an MLflow URI such as models:/aeflow-speech@champion."
+            )
+        return load_model(model)
+    import mlflow
+
+    from aeflow.config import load_params
+
+    uri = tracking_uri or (
+        load_params().tracking.resolved_uri() if Path("params.yaml").is_file() else "sqlite:///mlflow.db"
+    )
+    mlflow.set_tracking_uri(uri)
+    try:
+        return mlflow.pytorch.load_model(model, map_location="cpu")
+    except Exception as exc:  # MLflow raises several unrelated types for "not found"
+        raise AeflowError(
+            f"{model}: could not load it from the MLflow store at {uri} ({type(exc).__name__}: {exc}). "
+            "Fix: check the name, version or alias in the MLflow UI (Models tab), or set "
+            "MLFLOW_TRACKING_URI / --tracking-uri to the store that holds it."
+        ) from None
+
+
+@app.command("denoise")
+def denoise(
+    input_wav: Annotated[
+        Path, typer.Argument(help="recording to clean (WAV/FLAC, any rate, mono or stereo)")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="where to write the denoised WAV")],
+    model: Annotated[
+        str, typer.Option(help="models:/<name>@<alias>, models:/<name>/<version> or a local model.pt")
+    ] = "models/speech/model.pt",
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow store (default: params.yaml's)")] = None,
+    keep_rate: Annotated[
+        bool, typer.Option(help="resample the result back to the input's rate (else the model's rate)")
+    ] = True,
+) -> None:
+    """Denoise one recording with a trained speech model.
+
+    Stereo is folded to mono and the audio is resampled to the model's rate (and back, by default);
+    recordings of any length are processed whole.
+    """
+    import numpy as np
+
+    from aeflow.data.audio import read_audio, resample, write_wav
+    from aeflow.evaluation.enhance import SpeechDenoiser
+
+    try:
+        audio, rate = read_audio(input_wav)
+        denoiser = SpeechDenoiser(load_any_model(model, tracking_uri))
+        clean = denoiser(resample(audio, rate, denoiser.rate))
+        out_rate = rate if keep_rate else denoiser.rate
+        if keep_rate:
+            clean = resample(clean, denoiser.rate, rate)[: len(audio)]
+        peak = float(np.max(np.abs(clean))) if len(clean) else 0.0
+        write_wav(output, clean / peak * 0.99 if peak > 0.99 else clean, out_rate, subtype="PCM_16")
+    except AeflowError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"[green]wrote {output}[/green] ({len(clean) / out_rate:.2f} s at {out_rate} Hz)")
+
+
 if __name__ == "__main__":
     app()

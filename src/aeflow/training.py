@@ -92,11 +92,13 @@ def make_trainer(
 
 def fit_autoencoder(
     model_section: dict[str, Any],
-    train_x: np.ndarray,
+    train_x: np.ndarray | None,
     val_x: np.ndarray | None,
     train: TrainParams,
     seed: int,
     *,
+    datamodule: pl.LightningDataModule | None = None,
+    input_shape: Sequence[int] | None = None,
     train_target: np.ndarray | None = None,
     val_target: np.ndarray | None = None,
     epochs: int | None = None,
@@ -107,7 +109,11 @@ def fit_autoencoder(
     progress_bar: bool | None = None,
     where: str = "model",
 ) -> FitResult:
-    """Train the variant named in ``model_section`` on ``train_x`` (targets default to the inputs)."""
+    """Train the variant named in ``model_section`` on ``train_x`` (targets default to the inputs).
+
+    Data that does not fit the in-memory (input, target) arrays (e.g. spectrogram patches cut on the fly)
+    comes as a ready ``datamodule`` with the ``input_shape`` of one example instead of ``train_x``/``val_x``.
+    """
     import time
 
     quiet_lightning()
@@ -115,16 +121,27 @@ def fit_autoencoder(
     if train.num_threads:
         torch.set_num_threads(train.num_threads)
     optim = {"lr": train.lr, "weight_decay": train.weight_decay, "scheduler": train.scheduler}
-    model = build_model(model_section, list(train_x.shape[1:]), optim=optim, output=output, where=where)
-    has_val = val_x is not None and len(val_x) > 0
-    dm = PairDataModule(
-        train_x,
-        val_x if has_val else None,
-        train.batch_size,
-        train_target=train_target,
-        val_target=val_target,
-        augment=train.augment,
-    )
+    if datamodule is None:
+        if train_x is None:
+            raise ValueError("fit_autoencoder needs train_x or a datamodule")
+        input_shape = list(train_x.shape[1:])
+        has_val = val_x is not None and len(val_x) > 0
+        dm: pl.LightningDataModule = PairDataModule(
+            train_x,
+            val_x if has_val else None,
+            train.batch_size,
+            train_target=train_target,
+            val_target=val_target,
+            augment=train.augment,
+        )
+        n_train = len(train_x)
+    else:
+        if input_shape is None:
+            raise ValueError("a datamodule needs the input_shape of one example")
+        dm = datamodule
+        has_val = getattr(dm, "val_set", None) is not None
+        n_train = len(dm.train_set)  # type: ignore[attr-defined]
+    model = build_model(model_section, list(input_shape), optim=optim, output=output, where=where)
     trainer = make_trainer(
         train,
         epochs=epochs,
@@ -153,7 +170,7 @@ def fit_autoencoder(
         best_val_loss=best_val,
         best_checkpoint=best_path,
         seconds=seconds,
-        images_per_second=len(train_x) * max(n_epochs, 1) / max(seconds, 1e-9),
+        images_per_second=n_train * max(n_epochs, 1) / max(seconds, 1e-9),
     )
 
 

@@ -55,11 +55,26 @@ def sh(repo: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess
     return res
 
 
-def set_params(repo: Path, mnist: dict) -> None:
+TINY_SPEECH = {
+    "ingest": {
+        "espeak_speakers": ["en-us+m1", "en+f3", "en-gb-scotland+m4", "en-029+m2"],
+        "espeak_sentences": 3,
+        "test_speaker_count": 1,
+        "val_speaker_count": 1,
+    },
+    "noise": {"snrs_db": [0, 10], "mixtures_per_clip": 1},
+    "model": {"channels": [8, 16], "latent_dim": 32},
+    "train": {"epochs": 2, "progress_bar": False},
+    "evaluate": {"num_audio_examples": 2},
+}
+
+
+def set_params(repo: Path, mnist: dict, speech: dict | None = None) -> None:
     path = repo / "params.yaml"
     data = yaml.safe_load(path.read_text())
-    for section, values in mnist.items():
-        data["mnist"].setdefault(section, {}).update(values)
+    for use_case, sections in (("mnist", mnist), ("speech", speech or {})):
+        for section, values in sections.items():
+            data[use_case].setdefault(section, {}).update(values)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
@@ -83,7 +98,7 @@ def repo(tmp_path_factory) -> Path:
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, dest / rel)
-    set_params(dest, TINY)
+    set_params(dest, TINY, TINY_SPEECH)
     sh(dest, "git", "init", "-q")
     sh(dest, "git", "add", "-A")
     sh(dest, "git", "commit", "-q", "-m", "tiny config")
@@ -264,6 +279,91 @@ def test_mlflow_ui_lists_the_run_and_serves_its_reconstruction_images(repo):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# ------------------------------------------------------------------------------------------------ speech
+def test_speech_is_scored_per_snr_against_noisy_input_and_both_baselines(repo):
+    import pandas as pd
+
+    metrics = json.loads((repo / "metrics/speech.json").read_text())
+    methods = {"noisy", "autoencoder", "spectral_subtraction", "spectral_gating"}
+    assert set(metrics["test"]) == methods
+    assert sorted(metrics["by_snr"]) == ["0dB", "10dB"] and set(metrics["by_source"]) == {"brown", "vacuum"}
+    noisy = metrics["test"]["noisy"]
+    assert noisy["si_sdr_improvement"] == 0 and 1.0 <= noisy["pesq"] <= 4.6 and 0 < noisy["stoi"] <= 1
+    for snr, block in metrics["by_snr"].items():  # the noisy input's SI-SDR sits near the mixing SNR
+        assert abs(block["noisy"]["si_sdr"] - float(snr.removesuffix("dB"))) < 1.0
+    assert metrics["test_speakers"] and metrics["test_mixtures"] == 3 * 2 * 2  # clips × sources × SNRs
+    mixtures = pd.read_csv(repo / "data/interim/speech/mixtures.csv")
+    assert (mixtures["measured_snr_db"] - mixtures["snr_db"]).abs().max() < 0.01
+    train_speakers = set(mixtures[mixtures.split == "train"].speaker)
+    assert not train_speakers & set(metrics["test_speakers"])
+    assert set(mixtures[mixtures.split == "test"].source) == {"brown", "vacuum"}
+    assert set(mixtures[mixtures.split == "train"].source) <= {"white", "pink", "fan"}
+    scores = pd.read_csv(repo / "plots/speech/evaluation/scores.csv")
+    assert list(scores.snr_db) == [0, 10] and "autoencoder_si_sdr" in scores
+    assert len(list((repo / "plots/speech/recon").glob("epoch_*.png"))) == 2
+
+
+def test_report_plays_speech_examples(repo):
+    html = (repo / "reports/index.html").read_text()
+    assert "Speech denoising" in html and "Input SNR 0dB" in html
+    players = re.findall(r'<audio controls preload="none" src="data:audio/wav;base64,([^"]+)"', html)
+    assert len(players) == 2 * 5  # two examples × clean, noisy, AE and both baselines
+    import base64
+    import io
+
+    import soundfile as sf
+
+    audio, rate = sf.read(io.BytesIO(base64.b64decode(players[0])))
+    assert rate == 8000 and len(audio) > 1.5 * rate
+
+
+def test_speech_run_logs_audio_and_registers_a_loadable_denoiser(repo, tmp_path):
+    import mlflow
+    import soundfile as sf
+
+    from aeflow.evaluation.enhance import SpeechDenoiser
+
+    c = client(repo)
+    run_id = json.loads((repo / "models/speech/run.json").read_text())["run_id"]
+    audio = [a.path for a in c.list_artifacts(run_id, "audio")]
+    assert any(p.endswith("_autoencoder.wav") for p in audio) and any(p.endswith("_clean.wav") for p in audio)
+    assert [a.path for a in c.list_artifacts(run_id, "figures")]
+    assert c.get_run(run_id).data.metrics["test/autoencoder/si_sdr"] is not None
+    version = c.search_model_versions("name='aeflow-speech'")[0]
+    c.set_registered_model_alias("aeflow-speech", "champion", version.version)
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    denoiser = SpeechDenoiser(mlflow.pytorch.load_model("models:/aeflow-speech@champion"))
+    assert denoiser.rate == 8000
+
+    # A person's own recording: 48 kHz stereo in, same rate and length out, through the CLI.
+    clean, rate = sf.read(next((repo / "data/raw/speech/audio/test").glob("*.wav")), dtype="float32")
+    from aeflow.data.audio import resample
+
+    hi = resample(clean, rate, 48000)
+    noise = np.random.default_rng(0).normal(0, np.std(hi) / 3, size=(len(hi), 2))
+    stereo = tmp_path / "mine.wav"
+    sf.write(stereo, np.stack([hi, hi], axis=1) + noise, 48000, subtype="FLOAT")
+    out = tmp_path / "clean.wav"
+    res = sh(
+        repo,
+        str(BIN / "aeflow"),
+        "denoise",
+        str(stereo),
+        "-o",
+        str(out),
+        "--model",
+        "models:/aeflow-speech@champion",
+    )
+    assert "wrote" in res.stdout
+    info = sf.info(out)
+    assert info.samplerate == 48000 and info.channels == 1 and info.frames == len(hi)
+
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00not really a wave file")
+    res = sh(repo, str(BIN / "aeflow"), "denoise", str(broken), "-o", str(out), check=False)
+    assert res.returncode == 2 and "broken.wav" in res.stdout and "not a readable audio file" in res.stdout
 
 
 def test_second_repro_does_nothing(repo):

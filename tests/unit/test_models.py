@@ -69,7 +69,8 @@ def test_save_and_load_with_weights_only(variant, tmp_path):
     assert type(loaded) is type(model) and loaded.latent_dim == 3
     assert torch.equal(loaded(x), model(x))
     blob = torch.load(tmp_path / "m.pt", weights_only=True)  # plain tensors and builtins only
-    assert set(blob) == {"state_dict", "hyper_parameters", "variant"}
+    assert set(blob) == {"state_dict", "hyper_parameters", "variant", "data_config"}
+    assert blob["data_config"] is None and loaded.data_config is None
 
 
 def test_undercomplete_rule_for_vanilla():

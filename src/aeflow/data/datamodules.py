@@ -66,3 +66,47 @@ class PairDataModule(pl.LightningDataModule):
             return batch
         both = random_affine(torch.cat([x, y], dim=1), self.augment)
         return [both[:, : x.shape[1]], both[:, x.shape[1] :]]
+
+
+class PatchDataset(torch.utils.data.Dataset):
+    """Patches of ``patch_frames`` consecutive frames cut on the fly from time-concatenated features.
+
+    ``inputs``/``targets`` are (bins, frames) matrices of many utterances joined in time; ``starts`` are
+    the patch start frames (see :func:`aeflow.data.spectrogram.patch_starts`, which keeps every patch
+    inside one utterance). Cutting on the fly keeps memory at one copy of the features instead of one
+    copy per overlapping patch (×4 at the default hop).
+    """
+
+    def __init__(
+        self, inputs: np.ndarray, targets: np.ndarray, starts: np.ndarray, patch_frames: int
+    ) -> None:
+        self.inputs = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+        self.targets = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32))
+        self.starts = torch.from_numpy(np.asarray(starts, dtype=np.int64))
+        self.patch_frames = patch_frames
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s = int(self.starts[i])
+        sl = slice(s, s + self.patch_frames)
+        return self.inputs[None, :, sl], self.targets[None, :, sl]
+
+
+class PatchDataModule(pl.LightningDataModule):
+    """Serves (noisy patch, target patch) pairs for the speech denoiser; no augmentation."""
+
+    def __init__(self, train: PatchDataset, val: PatchDataset | None, batch_size: int) -> None:
+        super().__init__()
+        self.train_set = train
+        self.val_set = val if val is not None and len(val) else None
+        self.batch_size = batch_size
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        if self.val_set is None:
+            return []  # type: ignore[return-value]
+        return DataLoader(self.val_set, batch_size=max(self.batch_size, 256), shuffle=False)

@@ -69,6 +69,9 @@ class BaseAutoencoder(pl.LightningModule):
         if self.cfg.loss == "bce" and output != "sigmoid":
             raise ValueError("loss 'bce' needs data in [0, 1] (output 'sigmoid'); use loss 'mse'")
         self.output = output
+        #: How raw data becomes model input (e.g. the speech STFT settings and normalisation statistics).
+        #: Set by the train stage and saved with the weights, so a registered model is usable on its own.
+        self.data_config: dict[str, Any] | None = None
         self.encoder, self.decoder = self.build_networks(self.encoder_out_features())
 
     # ----------------------------------------------------------------- construction

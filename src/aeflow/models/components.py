@@ -73,7 +73,12 @@ class MLPDecoder(nn.Module):
 
 
 def _conv_block(
-    cin: int, cout: int, stride: int, batch_norm: bool, transpose: bool = False, output_padding: int = 0
+    cin: int,
+    cout: int,
+    stride: int,
+    batch_norm: bool,
+    transpose: bool = False,
+    output_padding: int | tuple[int, int] = 0,
 ) -> list[nn.Module]:
     if transpose:
         conv: nn.Module = nn.ConvTranspose2d(cin, cout, 3, stride, 1, output_padding=output_padding)
@@ -147,13 +152,13 @@ class ConvDecoder2d(nn.Module):
             for _ in range(blocks_per_stage):
                 layers += _conv_block(cin, cin, 1, batch_norm)
             target_h, target_w = hs[-2 - i], ws[-2 - i]
+            # (s + 1) // 2 loses whether s was odd: output_padding restores the exact size, per axis,
+            # so spectrogram patches (bins × frames) need not be square.
             pad = (target_h - (2 * hs[-1 - i] - 1), target_w - (2 * ws[-1 - i] - 1))
-            if pad[0] != pad[1]:
-                raise ValueError("ConvDecoder2d needs square inputs")
             if i == len(rev) - 1:
-                layers.append(nn.ConvTranspose2d(cin, cout_final, 3, 2, 1, output_padding=pad[0]))
+                layers.append(nn.ConvTranspose2d(cin, cout_final, 3, 2, 1, output_padding=pad))
             else:
-                layers += _conv_block(cin, rev[i + 1], 2, batch_norm, transpose=True, output_padding=pad[0])
+                layers += _conv_block(cin, rev[i + 1], 2, batch_norm, transpose=True, output_padding=pad)
         self.features = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

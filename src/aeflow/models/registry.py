@@ -118,6 +118,8 @@ def load_model(path: str, map_location: str = "cpu") -> BaseAutoencoder:
     hp = blob["hyper_parameters"]
     model = get_variant(hp["config"]["variant"])(**hp)
     model.load_state_dict(blob["state_dict"])
+    if blob.get("data_config") is not None:
+        model.data_config = blob["data_config"]
     model.eval()
     return model
 
@@ -129,5 +131,11 @@ def save_model(model: BaseAutoencoder, path: str) -> None:
     hp = {k: v for k, v in dict(model.hparams).items()}
     with atomic_file(path, suffix=".pt") as tmp:
         torch.save(
-            {"state_dict": model.state_dict(), "hyper_parameters": hp, "variant": model.variant_name}, tmp
+            {
+                "state_dict": model.state_dict(),
+                "hyper_parameters": hp,
+                "variant": model.variant_name,
+                "data_config": getattr(model, "data_config", None),
+            },
+            tmp,
         )

@@ -127,3 +127,29 @@ def bar_chart(
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+def spectrograms(panels: Sequence[tuple[str, np.ndarray]], rate: int, hop: int, title: str = "") -> bytes:
+    """Log-magnitude spectrograms side by side on one colour scale (e.g. noisy, denoised, clean).
+
+    One shared colour range (from the first panel) makes "what was removed" visible at a glance.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 2.8), dpi=100, sharey=True)
+    axes = np.atleast_1d(axes)
+    first = np.asarray(panels[0][1])
+    vmin, vmax = float(np.percentile(first, 5)), float(first.max())
+    for ax, (name, spec) in zip(axes, panels, strict=True):
+        spec = np.asarray(spec)
+        extent = (0.0, spec.shape[1] * hop / rate, 0.0, rate / 2000)
+        ax.imshow(spec, origin="lower", aspect="auto", extent=extent, vmin=vmin, vmax=vmax, cmap="magma")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("time (s)", fontsize=8)
+    axes[0].set_ylabel("frequency (kHz)", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _png(fig)

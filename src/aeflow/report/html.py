@@ -49,6 +49,15 @@ def img(png: bytes, alt: str, caption: str = "", width: int | None = None) -> st
     return f'<figure><img src="{src}" alt="{esc(alt)}"{w}>{cap}</figure>'
 
 
+def audio(wav: bytes, caption: str) -> str:
+    """An inline WAV player (data URI: the report stays one self-contained file)."""
+    src = "data:audio/wav;base64," + base64.b64encode(wav).decode("ascii")
+    return (
+        f'<figure><audio controls preload="none" src="{src}"></audio>'
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+    )
+
+
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]], raw_cells: bool = False) -> str:
     """A simple table; cells are formatted with :func:`fmt` unless ``raw_cells`` (pre-built HTML)."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)

@@ -50,6 +50,12 @@ def run(
     noisy: Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``use_case``; see the module docstring."""
+    if use_case == "speech":
+        from aeflow.stages.speech import evaluate
+
+        if noisy is None:
+            raise DataError("speech evaluation needs --noisy (the folder written by inject_noise)")
+        return evaluate(params, data, noisy, models, metrics, plots / "evaluation")
     from aeflow import tracking
     from aeflow.data.images import load_image_splits, model_inputs
     from aeflow.evaluation.diagnostics import code_diagnostics

@@ -19,4 +19,10 @@ def run(use_case: str, params: Params, out: Path) -> dict[str, object]:
                 save_arrays(tmp / f"{name}.npz", {"images": images, "labels": labels})
             write_json(tmp / "info.json", result.info)
         return result.info
+    if use_case == "speech":
+        from aeflow.data.speech import ingest_speech, write_corpus
+
+        corpus = ingest_speech(params.speech.ingest, params.seed)
+        write_corpus(corpus, out)
+        return corpus.info
     raise NotImplementedError(use_case)

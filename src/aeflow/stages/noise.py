@@ -21,6 +21,10 @@ SPLIT_STREAM = {"train": 0, "val": 1, "test": 2}
 
 def run(use_case: str, params: Params, data: Path, out: Path) -> dict[str, Any]:
     """Corrupt every split of ``data`` and write the noisy arrays to ``out``."""
+    if use_case == "speech":
+        from aeflow.stages.speech import inject_noise
+
+        return inject_noise(params, data, out)
     if use_case != "mnist":
         raise NotImplementedError(use_case)
     from aeflow.data.images import load_image_splits

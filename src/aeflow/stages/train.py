@@ -52,7 +52,16 @@ def run(
     plots: Path,
     noisy: Path | None = None,
 ) -> dict[str, Any]:
-    """Train ``use_case`` on the ingested ``data`` (and ``noisy`` inputs for a denoising variant)."""
+    """Train ``use_case`` on the ingested ``data`` (and ``noisy`` inputs for a denoising variant).
+
+    For ``speech``, ``noisy`` is the folder of spectrogram features written by make_spectrograms.
+    """
+    if use_case == "speech":
+        from aeflow.stages.speech import train
+
+        if noisy is None:
+            raise DataError("speech training needs --inputs (the folder written by make_spectrograms)")
+        return train(params, noisy, validation, models, plots, str(data))
     from aeflow import tracking
     from aeflow.data.images import load_image_splits, model_inputs
     from aeflow.models.registry import get_variant, save_model

@@ -30,10 +30,19 @@ def run(use_case: str, params: Params, data: Path, report: Path) -> dict[str, ob
             splits[name] = (arrays["images"], arrays["labels"])
             files[name] = str(path)
         suites = image_suites(splits, files, params.mnist.validate_)
+        rows = {name: len(labels) for name, (_, labels) in splits.items()}
+    elif use_case == "speech":
+        from aeflow.data.speech import read_manifest
+        from aeflow.validation.speech import speech_suites
+
+        manifest = read_manifest(data)
+        cfg = params.speech
+        suites = speech_suites(manifest, str(data / "manifest.csv"), cfg.validate_, cfg.ingest.sample_rate)
+        rows = {name: int((manifest["split"] == name).sum()) for name in ("train", "val", "test")}
     else:
         raise NotImplementedError(use_case)
     result = run_suites(suites, use_case)
-    result["rows"] = {name: len(labels) for name, (_, labels) in splits.items()}
+    result["rows"] = rows
     if not result["success"]:
         write_json(failed_report_path(report), result)
         raise_on_failure(result)

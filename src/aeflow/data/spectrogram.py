@@ -1,0 +1,210 @@
+"""Waveform ⇄ spectrogram, the normalisation fitted on training data, and patches with frame context.
+
+The denoising autoencoder never sees waveforms: it maps a patch of the noisy log-magnitude spectrogram
+(``patch_frames`` consecutive frames, all frequency bins) to the matching clean patch, or to a log ratio
+mask (see :class:`aeflow.config.SpectrogramParams`). The noisy phase is kept and reused to go back to a
+waveform, which is why the round trip clean → spectrogram → waveform is (numerically) lossless with
+``istft``: ``log(|X| + eps)`` is inverted exactly by ``exp(l) - eps``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from aeflow.config import SpectrogramParams
+
+EPS = 1e-5
+
+
+class SpectrogramCodec:
+    """STFT analysis/synthesis with the settings of ``params`` at ``rate`` Hz."""
+
+    def __init__(self, params: SpectrogramParams, rate: int) -> None:
+        self.p = params
+        self.rate = rate
+        win = torch.hann_window if params.window == "hann" else torch.hamming_window
+        self.window = win(params.n_fft, periodic=True)
+        self._mel: Any = None
+        self._inverse_mel: Any = None
+        if params.scale == "mel":
+            import torchaudio.transforms as T
+
+            self._mel = T.MelScale(n_mels=params.n_mels, sample_rate=rate, n_stft=params.n_fft // 2 + 1)
+            self._inverse_mel = T.InverseMelScale(
+                n_stft=params.n_fft // 2 + 1, n_mels=params.n_mels, sample_rate=rate, driver="gelsd"
+            )
+
+    @property
+    def bins(self) -> int:
+        """Rows of a feature matrix: mel bands, or STFT bins ``n_fft // 2 + 1``."""
+        return self.p.n_mels if self.p.scale == "mel" else self.p.n_fft // 2 + 1
+
+    def stft(self, x: np.ndarray) -> torch.Tensor:
+        """Complex STFT of a 1-D signal, shape (bins, frames)."""
+        return torch.stft(
+            torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+            self.p.n_fft,
+            self.p.hop_length,
+            window=self.window,
+            center=True,
+            return_complex=True,
+        )
+
+    def analyse(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log-magnitude features (bins, frames) and the STFT phase (STFT bins, frames)."""
+        spec = self.stft(x)
+        mag = spec.abs()
+        if self._mel is not None:
+            mag = self._mel(mag)
+        return torch.log(mag + EPS).numpy(), torch.angle(spec).numpy()
+
+    def magnitude(self, logmag: np.ndarray) -> torch.Tensor:
+        """Linear STFT magnitude from log features (mel features are mapped back by least squares)."""
+        mag = torch.clamp(torch.exp(torch.from_numpy(np.asarray(logmag, dtype=np.float32))) - EPS, min=0.0)
+        if self._inverse_mel is not None:
+            mag = self._inverse_mel(mag)
+        return mag
+
+    def synthesise(self, logmag: np.ndarray, phase: np.ndarray | None, length: int) -> np.ndarray:
+        """Waveform of ``length`` samples from log features and a phase (``None`` or ``griffin_lim``:
+        estimate the phase iteratively instead)."""
+        mag = self.magnitude(logmag)
+        if phase is None or self.p.inverse == "griffin_lim":
+            import torchaudio.functional as AF
+
+            wave = AF.griffinlim(
+                mag,
+                self.window,
+                self.p.n_fft,
+                self.p.hop_length,
+                self.p.n_fft,
+                1.0,
+                self.p.griffin_lim_iters,
+                0.99,
+                length,
+                True,
+            )
+            return wave.numpy().astype(np.float32)
+        spec = torch.polar(mag, torch.from_numpy(np.asarray(phase, dtype=np.float32)))
+        wave = torch.istft(
+            spec, self.p.n_fft, self.p.hop_length, window=self.window, center=True, length=length
+        )
+        return wave.numpy().astype(np.float32)
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    """Per-bin mean/std of noisy log features on the training split, and the scale of the mask target.
+
+    Fitted on training mixtures only, so validation and test data never leak into the model's inputs.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    mask_scale: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "mask_scale": self.mask_scale}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FeatureStats:
+        return cls(
+            np.asarray(data["mean"], dtype=np.float32),
+            np.asarray(data["std"], dtype=np.float32),
+            float(data["mask_scale"]),
+        )
+
+
+def noise_floor(noisy_log: np.ndarray, quantile: float) -> np.ndarray:
+    """Per-bin log magnitude of the noise, from the quietest ``quantile`` of frames (no VAD needed)."""
+    energy = np.exp(2 * noisy_log).sum(axis=0)
+    k = max(1, round(quantile * noisy_log.shape[1]))
+    quiet = np.argsort(energy)[:k]
+    return (0.5 * np.log(np.exp(2 * noisy_log[:, quiet]).mean(axis=1) + EPS**2)).astype(np.float32)
+
+
+def network_view(noisy_log: np.ndarray, params: SpectrogramParams) -> np.ndarray:
+    """The features the network is fed before normalisation (relative to the noise floor, or absolute)."""
+    if params.input == "relative":
+        return noisy_log - noise_floor(noisy_log, params.noise_quantile)[:, None]
+    return noisy_log
+
+
+def fit_stats(noisy: list[np.ndarray], clean: list[np.ndarray], params: SpectrogramParams) -> FeatureStats:
+    """Fit :class:`FeatureStats` on training log features, each array (bins, frames)."""
+    frames = np.concatenate([network_view(n, params) for n in noisy], axis=1)
+    mean = frames.mean(axis=1).astype(np.float32)
+    std = np.maximum(frames.std(axis=1), 1e-3).astype(np.float32)
+    ratio = np.concatenate([np.minimum(c - n, 0.0) for n, c in zip(noisy, clean, strict=True)], axis=1)
+    return FeatureStats(mean, std, float(max(ratio.std(), 1e-3)))
+
+
+def model_input(noisy_log: np.ndarray, stats: FeatureStats, params: SpectrogramParams) -> np.ndarray:
+    """Normalised noisy features of one utterance: what the network sees."""
+    return ((network_view(noisy_log, params) - stats.mean[:, None]) / stats.std[:, None]).astype(np.float32)
+
+
+def model_target(
+    noisy_log: np.ndarray, clean_log: np.ndarray, stats: FeatureStats, target: str
+) -> np.ndarray:
+    """What the network learns to output: a scaled log ratio mask (≤ 0) or normalised clean features."""
+    if target == "mask":
+        return (np.minimum(clean_log - noisy_log, 0.0) / stats.mask_scale).astype(np.float32)
+    return ((clean_log - stats.mean[:, None]) / stats.std[:, None]).astype(np.float32)
+
+
+def estimate_from_output(
+    noisy_log: np.ndarray, output: np.ndarray, stats: FeatureStats, target: str
+) -> np.ndarray:
+    """Clean log features estimated from the network's output (inverse of :func:`model_target`)."""
+    if target == "mask":
+        return noisy_log + np.minimum(output * stats.mask_scale, 0.0)
+    return output * stats.std[:, None] + stats.mean[:, None]
+
+
+def patch_starts(lengths: list[int] | np.ndarray, patch_frames: int, hop: int) -> np.ndarray:
+    """Global start frames of every patch that lies inside one utterance (features concatenated in time).
+
+    An utterance shorter than ``patch_frames`` yields no training patch (clips are ≥ 2 s by default, i.e.
+    ~250 frames, so this only drops degenerate inputs).
+    """
+    starts: list[np.ndarray] = []
+    offset = 0
+    for n in lengths:
+        if n >= patch_frames:
+            local = np.arange(0, n - patch_frames + 1, hop)
+            if local[-1] != n - patch_frames:
+                local = np.append(local, n - patch_frames)
+            starts.append(local + offset)
+        offset += int(n)
+    return np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, dtype=np.int64)
+
+
+def apply_patchwise(
+    features: np.ndarray, predict: Any, patch_frames: int, hop: int, batch_size: int = 256
+) -> np.ndarray:
+    """Run ``predict`` (batch of (1, bins, patch_frames) → same shape) over a whole utterance.
+
+    Overlapping patch outputs are averaged with a Hann taper across time, so every frame is the blend of
+    the patches that saw it with context on both sides; short inputs are edge-padded to one patch.
+    """
+    frames = features.shape[1]
+    padded = features
+    if frames < patch_frames:
+        padded = np.pad(features, ((0, 0), (0, patch_frames - frames)), mode="edge")
+    starts = patch_starts([padded.shape[1]], patch_frames, hop)
+    taper = np.hanning(patch_frames + 2)[1:-1].astype(np.float32)
+    out = np.zeros_like(padded)
+    weight = np.zeros(padded.shape[1], dtype=np.float32)
+    for i in range(0, len(starts), batch_size):
+        chunk = starts[i : i + batch_size]
+        batch = np.stack([padded[:, s : s + patch_frames] for s in chunk])[:, None]
+        pred = predict(batch)[:, 0]
+        for s, p in zip(chunk, pred, strict=True):
+            out[:, s : s + patch_frames] += p * taper
+            weight[s : s + patch_frames] += taper
+    return (out / np.maximum(weight, 1e-8))[:, :frames]

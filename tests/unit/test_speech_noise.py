@@ -1,0 +1,182 @@
+"""Noise for speech: spectra of the generators, exact-SNR mixing, real recordings through NoiseBank."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.signal import welch
+
+from aeflow.config import NOISE_KINDS
+from aeflow.data.audio import read_audio, write_wav
+from aeflow.data.speech_noise import (
+    NoiseBank,
+    appliance_noise,
+    colored_noise,
+    file_noise,
+    measured_snr_db,
+    mix_at_snr,
+)
+from aeflow.errors import DataError
+
+RATE = 8000
+
+
+def _rms(x: np.ndarray) -> float:
+    return math.sqrt(float(np.mean(np.square(x, dtype=np.float64))))
+
+
+def _slope_db_per_octave(x: np.ndarray, rate: int = RATE) -> float:
+    """Least-squares slope of the Welch PSD (dB) against log2(frequency) over 100 Hz–3.5 kHz."""
+    f, p = welch(x, fs=rate, nperseg=1024)
+    band = (f >= 100) & (f <= 3500)
+    return float(np.polyfit(np.log2(f[band]), 10 * np.log10(p[band]), 1)[0])
+
+
+@pytest.fixture(scope="module")
+def theo(shared_datasets: Path) -> np.ndarray:
+    """Ten real FSDD digits of speaker theo (0–9, take 0) joined into one ~3.4 s signal at 8 kHz."""
+    parts = []
+    for digit in range(10):
+        x, rate = read_audio(shared_datasets / "fsdd" / "recordings" / f"{digit}_theo_0.wav")
+        assert rate == RATE
+        parts.append(x)
+    signal = np.concatenate(parts)
+    assert len(signal) >= 2.5 * RATE
+    return signal
+
+
+@pytest.mark.parametrize(
+    ("kind", "slope", "tol"), [("white", 0.0, 0.5), ("pink", -3.0, 0.7), ("brown", -6.0, 1.0)]
+)
+def test_colored_noise_slopes(kind: str, slope: float, tol: float):
+    x = colored_noise(kind, 4 * RATE, np.random.default_rng(0))
+    assert x.dtype == np.float32 and len(x) == 4 * RATE
+    assert _rms(x) == pytest.approx(1.0, abs=1e-5)
+    assert abs(float(np.mean(x))) < 1e-3  # DC bin zeroed
+    assert _slope_db_per_octave(x) == pytest.approx(slope, abs=tol)
+
+
+@pytest.mark.parametrize("kind", NOISE_KINDS)
+def test_generators_are_seeded(kind: str):
+    bank = NoiseBank(RATE, None)
+    a = bank.make(kind, RATE, np.random.default_rng(7))
+    b = bank.make(kind, RATE, np.random.default_rng(7))
+    c = bank.make(kind, RATE, np.random.default_rng(8))
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert _rms(a) == pytest.approx(1.0, abs=1e-5) and np.isfinite(a).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_fan_has_strong_harmonic_peaks(seed: int):
+    x = appliance_noise("fan", 4 * RATE, RATE, np.random.default_rng(seed))
+    f, p = welch(x, fs=RATE, nperseg=8192)  # ~1 Hz resolution
+    low = (f >= 40) & (f <= 130)
+    f0 = float(f[low][np.argmax(p[low])])
+    assert 45 - 2 <= f0 <= 120 + 2
+    median = float(np.median(p))
+    for k in (1, 2, 3):
+        near = np.abs(f - k * f0) <= 3 * k
+        peak_db = 10 * np.log10(float(p[near].max()) / median)
+        assert peak_db > 10, f"harmonic {k} of {f0:.1f} Hz only {peak_db:.1f} dB above the median PSD"
+
+
+def _share_above(x: np.ndarray, hz: float) -> float:
+    f, p = welch(x, fs=RATE, nperseg=1024)
+    return float(p[f > hz].sum() / p.sum())
+
+
+def test_vacuum_has_more_high_frequency_energy_than_fan():
+    for seed in range(4):
+        fan = appliance_noise("fan", 2 * RATE, RATE, np.random.default_rng(seed))
+        vacuum = appliance_noise("vacuum", 2 * RATE, RATE, np.random.default_rng(seed))
+        assert _share_above(vacuum, 2000) > 0.3 > 0.05 > _share_above(fan, 2000)
+
+
+def test_appliance_noise_at_16k_is_unit_rms():
+    for kind in ("fan", "vacuum"):
+        x = appliance_noise(kind, 16000, 16000, np.random.default_rng(0))
+        assert x.dtype == np.float32 and _rms(x) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("source", [*NOISE_KINDS, "file:running_tap.wav"])
+def test_mix_at_snr_is_exact(theo: np.ndarray, shared_datasets: Path, source: str):
+    bank = NoiseBank(RATE, shared_datasets / "noise" / "speech_commands_background")
+    noise = bank.make(source, len(theo), np.random.default_rng(3))
+    for target in (-5.0, 0.0, 5.0, 10.0, 20.0):
+        noisy, measured = mix_at_snr(theo, noise, target)
+        assert noisy.dtype == np.float32 and noisy.shape == theo.shape
+        assert measured == pytest.approx(target, abs=0.01)
+        assert measured_snr_db(theo, noisy) == measured
+
+
+def test_mix_at_snr_rejects_bad_input():
+    x = np.ones(100, np.float32)
+    with pytest.raises(ValueError, match="same shape"):
+        mix_at_snr(x, np.ones(99, np.float32), 0.0)
+    with pytest.raises(ValueError, match="silent"):
+        mix_at_snr(x, np.zeros(100, np.float32), 0.0)
+    assert measured_snr_db(x, x) == math.inf
+
+
+def test_file_noise_loops_a_short_recording():
+    noise = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+    out = file_noise(noise, 3000, np.random.default_rng(1))
+    assert len(out) == 3000 and _rms(out) == pytest.approx(1.0, abs=1e-5)
+    assert np.array_equal(out[:2000], out[1000:])  # periodic with the recording's length
+    # One period is the recording rotated to the random offset, scaled by one gain.
+    offsets = [k for k in range(1000) if np.allclose(out[:1000], np.roll(noise, -k) * (out[0] / noise[k]))]
+    assert len(offsets) == 1
+
+
+def test_file_noise_offsets_depend_on_the_seed():
+    noise = np.random.default_rng(0).standard_normal(48000).astype(np.float32)
+    a = file_noise(noise, 8000, np.random.default_rng(1))
+    b = file_noise(noise, 8000, np.random.default_rng(2))
+    assert not np.allclose(a, b)
+    assert np.array_equal(a, file_noise(noise, 8000, np.random.default_rng(1)))
+    with pytest.raises(ValueError, match="silent"):
+        file_noise(np.zeros(500, np.float32), 100, np.random.default_rng(0))
+
+
+def test_noise_bank_reads_files_once_and_resamples(tmp_path: Path):
+    tone = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000).astype(np.float32) * 0.1
+    write_wav(tmp_path / "hum.wav", tone, 16000)
+    (tmp_path / "sub").mkdir()
+    write_wav(tmp_path / "sub" / "other.wav", tone, 16000)
+    bank = NoiseBank(RATE, tmp_path)
+    out = bank.make("file:hum.wav", 3 * RATE, np.random.default_rng(0))
+    assert len(out) == 3 * RATE and _rms(out) == pytest.approx(1.0, abs=1e-4)
+    assert len(bank._cache["hum.wav"]) == RATE  # 1 s at 16 kHz → 8000 samples at 8 kHz
+    (tmp_path / "hum.wav").unlink()  # cached: no second read
+    assert len(bank.make("file:hum.wav", 100, np.random.default_rng(0))) == 100
+
+    with pytest.raises(DataError) as err:
+        bank.make("file:nope.wav", 100, np.random.default_rng(0))
+    message = str(err.value)
+    assert str(tmp_path / "nope.wav") in message
+    assert "file:sub/other.wav" in message and "train_sources" in message
+
+    with pytest.raises(DataError, match="noise_dir"):
+        NoiseBank(RATE, None).make("file:hum.wav", 100, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="unknown noise source"):
+        bank.make("traffic", 100, np.random.default_rng(0))
+
+
+@pytest.mark.shared_data
+def test_noise_bank_real_recording(shared_datasets: Path):
+    folder = shared_datasets / "noise" / "speech_commands_background"
+    bank = NoiseBank(RATE, folder)
+    out = bank.make("file:running_tap.wav", 2 * RATE, np.random.default_rng(0))
+    assert out.dtype == np.float32 and len(out) == 2 * RATE
+    assert _rms(out) == pytest.approx(1.0, abs=1e-4)
+    raw, raw_rate = read_audio(folder / "running_tap.wav")
+    assert raw_rate == 16000
+    assert len(bank._cache["running_tap.wav"]) == pytest.approx(len(raw) / 2, abs=1)
+    # Running water is broadband: a real recording, not a tone, and not DC.
+    f, p = welch(out, fs=RATE, nperseg=512)
+    assert float(p[f > 1000].sum() / p.sum()) > 0.2
