@@ -15,7 +15,8 @@ def main(argv: list[str] | None = None) -> int:
         from aeflow.stages.ingest import run
 
         info = run(a.use_case, load_params(a.params), a.out)
-        print(f"ingested {info.get('counts')} from {info.get('origin')}")
+        counts = info.get("counts") or {k: v["clips"] for k, v in info.get("splits", {}).items()}
+        print(f"ingested {counts} from {info.get('origin')}")
 
     return stage_main("ingest", build, run, argv)
 

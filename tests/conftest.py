@@ -43,6 +43,22 @@ def shared_datasets() -> Path:
     return SHARED
 
 
+@pytest.fixture(scope="session")
+def theo(shared_datasets: Path) -> np.ndarray:
+    """Ten real FSDD digits of speaker theo (0–9, take 0) joined into one ~3.4 s signal at 8 kHz
+    (STOI needs ≥ 2 s of speech; single FSDD digits last ~0.4 s)."""
+    from aeflow.data.audio import read_audio
+
+    parts = []
+    for digit in range(10):
+        x, rate = read_audio(shared_datasets / "fsdd" / "recordings" / f"{digit}_theo_0.wav")
+        assert rate == 8000
+        parts.append(x)
+    signal = np.concatenate(parts)
+    assert len(signal) >= 2.5 * 8000
+    return signal
+
+
 @pytest.fixture
 def idx_folder(tmp_path: Path, digits: tuple[np.ndarray, np.ndarray]) -> Path:
     """A folder with a 600-digit train pair and a 200-digit t10k pair (real digits)."""

@@ -155,7 +155,8 @@ def test_report_is_offline_and_complete(repo):
     images = re.findall(r'<img src="([^"]+)"', html)
     # AE-vs-PCA, loss, 2 epoch grids, sweep chart, 2 sweep strips; then per variant a latent scatter and a
     # reconstruction strip, plus denoising, generation, class histogram and VAE interpolation figures.
-    assert len(images) == 1 + 1 + 2 + 1 + 2 + 2 * 5 + 4
+    # Speech: two example spectrogram figures, its loss chart and the first/last epoch snapshots.
+    assert len(images) == 1 + 1 + 2 + 1 + 2 + 2 * 5 + 4 + 2 + 1 + 2
     assert all(src.startswith("data:image/png;base64,") for src in images)
     assert not re.search(r'(src|href)="(https?:)?//(?!127\.0\.0\.1)', html)  # nothing from the internet
     assert "epoch 001" in html and "epoch 002" in html

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from aeflow.data.audio import read_audio, resample
+from aeflow.data.audio import resample
 from aeflow.data.speech_noise import colored_noise, mix_at_snr
 from aeflow.evaluation.speech import (
     pesq_score,
@@ -22,19 +21,6 @@ from aeflow.evaluation.speech import (
 
 RATE = 8000
 pytestmark = pytest.mark.shared_data
-
-
-@pytest.fixture(scope="module")
-def theo(shared_datasets: Path) -> np.ndarray:
-    """Ten real FSDD digits of speaker theo (0–9, take 0) joined into one ~3.4 s signal at 8 kHz."""
-    parts = []
-    for digit in range(10):
-        x, rate = read_audio(shared_datasets / "fsdd" / "recordings" / f"{digit}_theo_0.wav")
-        assert rate == RATE
-        parts.append(x)
-    signal = np.concatenate(parts)
-    assert len(signal) >= 2.5 * RATE
-    return signal
 
 
 def _noisy(clean: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:

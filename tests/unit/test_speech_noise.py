@@ -35,19 +35,6 @@ def _slope_db_per_octave(x: np.ndarray, rate: int = RATE) -> float:
     return float(np.polyfit(np.log2(f[band]), 10 * np.log10(p[band]), 1)[0])
 
 
-@pytest.fixture(scope="module")
-def theo(shared_datasets: Path) -> np.ndarray:
-    """Ten real FSDD digits of speaker theo (0–9, take 0) joined into one ~3.4 s signal at 8 kHz."""
-    parts = []
-    for digit in range(10):
-        x, rate = read_audio(shared_datasets / "fsdd" / "recordings" / f"{digit}_theo_0.wav")
-        assert rate == RATE
-        parts.append(x)
-    signal = np.concatenate(parts)
-    assert len(signal) >= 2.5 * RATE
-    return signal
-
-
 @pytest.mark.parametrize(
     ("kind", "slope", "tol"), [("white", 0.0, 0.5), ("pink", -3.0, 0.7), ("brown", -6.0, 1.0)]
 )
