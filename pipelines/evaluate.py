@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         from aeflow.stages.evaluate import run
 
         report = run(a.use_case, load_params(a.params), a.data, a.models, a.metrics, a.plots, a.noisy)
-        print(f"test: {report['test']}")
+        print(f"test: {report.get('test') or report.get('summary')}")
 
     return stage_main("evaluate", build, run, argv)
 

@@ -16,7 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
+console = Console(soft_wrap=True)  # messages name files: never break them across lines
 
 
 @app.command("check-params")
@@ -110,14 +110,97 @@ def denoise(
         denoiser = SpeechDenoiser(load_any_model(model, tracking_uri))
         clean = denoiser(resample(audio, rate, denoiser.rate))
         out_rate = rate if keep_rate else denoiser.rate
-        if keep_rate:
+        if keep_rate:  # same rate and length as the input (resampling may be a sample short)
             clean = resample(clean, denoiser.rate, rate)[: len(audio)]
+            clean = np.pad(clean, (0, len(audio) - len(clean)))
         peak = float(np.max(np.abs(clean))) if len(clean) else 0.0
         write_wav(output, clean / peak * 0.99 if peak > 0.99 else clean, out_rate, subtype="PCM_16")
     except AeflowError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     console.print(f"[green]wrote {output}[/green] ({len(clean) / out_rate:.2f} s at {out_rate} Hz)")
+
+
+def load_detector(model: str, tracking_uri: str | None = None) -> object:
+    """The sensor detector from ``models/sensor`` (the first series), a ``model.pt`` or an MLflow URI of the
+    registered pyfunc detector (``models:/aeflow-sensor@champion``)."""
+    from aeflow.evaluation.detector import AnomalyDetector
+
+    path = Path(model)
+    if path.is_dir():
+        from aeflow.io import read_json
+
+        run = path / "run.json"
+        if not run.is_file():
+            raise AeflowError(f"{run}: missing. Fix: run `dvc repro` first, or pass a model URI.")
+        model = str(path / read_json(run)["series"][0]["folder"] / "model.pt")
+    if "://" not in model and not model.startswith(("models:/", "runs:/")):
+        return AnomalyDetector.from_model(load_any_model(model, tracking_uri))
+    import mlflow
+
+    from aeflow.config import load_params
+
+    uri = tracking_uri or (
+        load_params().tracking.resolved_uri() if Path("params.yaml").is_file() else "sqlite:///mlflow.db"
+    )
+    mlflow.set_tracking_uri(uri)
+    try:
+        return mlflow.pyfunc.load_model(model).unwrap_python_model().detector
+    except Exception as exc:  # MLflow raises several unrelated types for "not found"
+        raise AeflowError(
+            f"{model}: could not load a detector from the MLflow store at {uri} "
+            f"({type(exc).__name__}: {exc}). "
+            "Fix: check the name, version or alias in the MLflow UI (Models tab)."
+        ) from None
+
+
+@app.command("monitor")
+def monitor(
+    model: Annotated[
+        str, typer.Option(help="models:/<name>@<alias>, models:/<name>/<version>, model.pt or models/sensor")
+    ] = "models/sensor",
+    input_csv: Annotated[str, typer.Option("--input", help="CSV of readings, '-' for stdin")] = "-",
+    delimiter: Annotated[str, typer.Option(help="CSV delimiter")] = ",",
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow store (default: params.yaml's)")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="print every row's score, not only flags")] = False,
+) -> None:
+    """Score a stream of sensor readings online (constant memory) and print the flagged times.
+
+    The CSV needs a column per sensor the model knows (a ``timestamp`` column, if any, is echoed).
+    Rows are read one at a time, so ``tail -f readings.csv | aeflow monitor`` works.
+    """
+    import csv
+    import math
+    import sys
+
+    from aeflow.evaluation.detector import StreamScorer
+
+    try:
+        detector = load_detector(model, tracking_uri)
+        handle = sys.stdin if input_csv == "-" else open(input_csv, encoding="utf-8", newline="")  # noqa: SIM115
+        with handle:
+            reader = csv.DictReader(handle, delimiter=delimiter)
+            where = "stdin" if input_csv == "-" else input_csv
+            detector.check_columns(list(reader.fieldnames or []), where)
+            scorer, flagged, n = StreamScorer(detector), 0, 0
+            for n, row in enumerate(reader, start=1):
+                try:
+                    reading = [
+                        float(row[s]) if row[s] not in ("", None) else math.nan for s in detector.sensors
+                    ]
+                except ValueError as exc:
+                    raise AeflowError(
+                        f"{where}, data row {n}: not a number ({exc}). Fix the value."
+                    ) from None
+                score, flag = scorer.push(reading)
+                if flag or show_all:
+                    flagged += flag
+                    when = row.get("timestamp", f"row {n}")
+                    print(f"{when}\t{score:.6g}\t{'ANOMALY' if flag else 'ok'}", flush=True)
+    except AeflowError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    print(f"# {n} readings, {flagged} flagged (threshold {detector.threshold:.6g})", file=sys.stderr)
 
 
 if __name__ == "__main__":

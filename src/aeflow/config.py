@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from aeflow.errors import ParamsError
 
-USE_CASES = ("mnist", "speech")
+USE_CASES = ("mnist", "speech", "sensor")
 
 DEFAULT_FSDD_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.zip"
 
@@ -103,15 +103,16 @@ class AEConfig(Strict):
     """Fields every autoencoder variant shares. Variants add theirs by inheritance (see ``models/variants``).
 
     ``latent_dim: auto`` applies the rule of thumb round(log2(input size)), 10 for 28×28 digits.
-    ``architecture`` picks the encoder/decoder pair; ``channels``/``blocks_per_stage``/``batch_norm`` shape
-    the convolutional one, ``hidden_dims`` the fully connected layers (the whole MLP, or the layers between
-    the convolutional features and the code).
+    ``architecture`` picks the encoder/decoder pair (``mlp`` and ``conv`` for images and spectrograms,
+    ``conv1d`` and ``lstm`` for windows of time series shaped (sensors, time));
+    ``channels``/``blocks_per_stage``/``batch_norm`` shape the convolutional ones, ``hidden_dims`` the fully
+    connected layers (the whole MLP, or the layers between the convolutional features and the code).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     variant: str = "vanilla"
-    architecture: Literal["mlp", "conv"] = "conv"
+    architecture: Literal["mlp", "conv", "conv1d", "lstm"] = "conv"
     latent_dim: PositiveInt | Literal["auto"] = "auto"
     hidden_dims: list[PositiveInt] = Field(default_factory=lambda: [256])
     channels: list[PositiveInt] = Field(default_factory=lambda: [32, 64], min_length=1, max_length=4)
@@ -469,6 +470,172 @@ class SpeechParams(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+# ----------------------------------------------------------------------------------------------- sensor
+DEFAULT_NAB_BASE_URL = "https://raw.githubusercontent.com/numenta/NAB/master/"
+DEFAULT_SENSORS = ["vibration_rms", "motor_current", "pressure", "temperature", "flow"]
+ANOMALY_KINDS = ("spike", "drop", "level_shift", "drift", "noise_burst", "stuck")
+
+
+class SensorIngestParams(Strict):
+    """Where sensor readings come from and how the time line is split.
+
+    ``simulator`` (default, offline) generates a pump: vibration RMS, motor current, pressure, temperature
+    and flow driven by a daily load cycle and random load regimes, correlated through the load, with sensor
+    noise. ``csv`` reads ``path`` (a file or a folder of files): the NAB layout (``timestamp,value``; anomaly
+    windows from ``labels_json``) or a wide layout (a datetime column, one column per sensor, optional
+    ``label_column``). ``nab`` downloads ``nab_files`` from ``nab_base_url`` (+ the label windows).
+
+    Splits are in time order: the first ``train_fraction`` trains (normal data only), the next
+    ``val_fraction`` sets the threshold, the rest is scored. For NAB files the whole series is scored as NAB
+    does, and training uses the probationary period (the first 15 %).
+    """
+
+    source: Literal["simulator", "csv", "nab"] = "simulator"
+    days: Annotated[float, Field(gt=0, le=3650)] = 21.0
+    sample_minutes: Annotated[float, Field(gt=0, le=1440)] = 5.0
+    sensors: list[str] = Field(default_factory=lambda: list(DEFAULT_SENSORS), min_length=1)
+    noise_level: Annotated[float, Field(ge=0, le=1)] = 0.03
+    start: str = "2026-01-05 00:00:00"
+    path: str | None = None
+    layout: Literal["auto", "nab", "wide"] = "auto"
+    delimiter: str | None = None
+    timestamp_column: str = "timestamp"
+    label_column: str | None = None
+    labels_json: str | None = None
+    files: list[str] | None = None
+    nab_base_url: str = DEFAULT_NAB_BASE_URL
+    nab_files: list[str] = Field(
+        default_factory=lambda: ["realKnownCause/machine_temperature_system_failure.csv"], min_length=1
+    )
+    download_dir: str = "data/downloads/nab"
+    timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    retries: Annotated[int, Field(ge=1, le=10)] = 3
+    train_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.15
+
+    @model_validator(mode="after")
+    def _check(self) -> SensorIngestParams:
+        if self.source == "csv" and not self.path:
+            raise ValueError("source 'csv' needs path: a CSV file or a folder of CSV files")
+        if self.train_fraction + self.val_fraction >= 0.95:
+            raise ValueError("train_fraction + val_fraction must leave at least 5% of the series to score")
+        return self
+
+
+class SensorValidateParams(Strict):
+    """Bounds of the great-expectations suite on sensor series."""
+
+    max_missing_ratio: Annotated[float, Field(ge=0, le=1)] = 0.05
+    max_gap_factor: Annotated[float, Field(ge=1)] = 10.0
+    min_rows: PositiveInt = 100
+
+
+class AnomalyParams(Strict):
+    """Faults injected into the scored segment (never into train or validation), deterministic by seed.
+
+    ``magnitude`` is in units of the affected sensor's standard deviation on the training segment; durations
+    are in samples. ``inject`` decides for which sources: ``simulator`` (default: real data such as NAB keeps
+    only its own labels) or ``always``.
+    """
+
+    kinds: list[Literal["spike", "drop", "level_shift", "drift", "noise_burst", "stuck"]] = Field(
+        default_factory=lambda: list(ANOMALY_KINDS), min_length=1
+    )
+    events_per_kind: Annotated[int, Field(ge=0, le=100)] = 3
+    magnitude: Annotated[float, Field(gt=0, le=50)] = 4.0
+    min_duration: PositiveInt = 6
+    max_duration: PositiveInt = 48
+    min_gap: Annotated[int, Field(ge=0)] = 48
+    inject: Literal["simulator", "always", "never"] = "simulator"
+
+    @model_validator(mode="after")
+    def _check(self) -> AnomalyParams:
+        if self.min_duration > self.max_duration:
+            raise ValueError("min_duration must not exceed max_duration")
+        return self
+
+
+class WindowParams(Strict):
+    """Sliding windows the model sees, and the scaler fitted on the training segment only."""
+
+    length: Annotated[int, Field(ge=4, le=1024)] = 32
+    train_stride: PositiveInt = 2
+    #: A point's score is the reconstruction error of the newest ``score_steps`` readings of the window
+    #: that ends at it: a spike counts the moment it arrives, not diluted over the whole window.
+    score_steps: PositiveInt = 4
+    scaler: Literal["standard", "robust", "minmax"] = "robust"
+
+
+class ThresholdParams(Strict):
+    """How the anomaly threshold on the (optionally smoothed) reconstruction error is chosen.
+
+    ``percentile`` of the validation errors; ``mean_k_sigma`` (mean + k·std of the validation errors);
+    ``pot`` (peaks over threshold: a generalised Pareto tail fitted above the ``pot_quantile`` of validation
+    errors, threshold at false-alarm ``pot_risk`` per point).
+    """
+
+    method: Literal["percentile", "mean_k_sigma", "pot"] = "pot"
+    percentile: Annotated[float, Field(gt=50, lt=100)] = 99.5
+    k: Annotated[float, Field(gt=0, le=20)] = 4.0
+    pot_quantile: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
+    pot_risk: Annotated[float, Field(gt=0, lt=0.1)] = 1e-3
+    smoothing: Annotated[int, Field(ge=1, le=500)] = 1
+
+
+class SensorEvaluateParams(Strict):
+    """Scoring of detections and which baselines run beside the autoencoder."""
+
+    baselines: list[Literal["isolation_forest", "rolling_zscore", "pca"]] = Field(
+        default_factory=lambda: ["isolation_forest", "rolling_zscore", "pca"]
+    )
+    zscore_window: Annotated[int, Field(ge=4)] = 288
+    pca_components: PositiveInt = 2
+    nab_profiles: list[Literal["standard", "reward_low_FP_rate", "reward_low_FN_rate"]] = Field(
+        default_factory=lambda: ["standard", "reward_low_FP_rate", "reward_low_FN_rate"]
+    )
+
+
+def _sensor_model() -> ModelSection:
+    return ModelSection.model_validate(
+        {
+            "variant": "vanilla",
+            "architecture": "conv1d",
+            "latent_dim": 16,
+            "channels": [32, 64],
+            "blocks_per_stage": 0,
+            "hidden_dims": [64],
+            "batch_norm": True,
+            "loss": "mse",
+        }
+    )
+
+
+def _sensor_train() -> TrainParams:
+    return TrainParams.model_validate(
+        {
+            "epochs": 15,
+            "batch_size": 128,
+            "lr": 2e-3,
+            "augment": {"rotation_deg": 0, "translate_px": 0, "scale": 0},
+        }
+    )
+
+
+class SensorParams(Strict):
+    """Everything the ``sensor`` use case reads."""
+
+    ingest: SensorIngestParams = Field(default_factory=SensorIngestParams)
+    validate_: SensorValidateParams = Field(default_factory=SensorValidateParams, alias="validate")
+    anomalies: AnomalyParams = Field(default_factory=AnomalyParams)
+    windows: WindowParams = Field(default_factory=WindowParams)
+    model: ModelSection = Field(default_factory=_sensor_model)
+    train: TrainParams = Field(default_factory=_sensor_train)
+    threshold: ThresholdParams = Field(default_factory=ThresholdParams)
+    evaluate: SensorEvaluateParams = Field(default_factory=SensorEvaluateParams)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class Params(Strict):
     """The whole ``params.yaml``."""
 
@@ -476,6 +643,7 @@ class Params(Strict):
     tracking: TrackingParams = Field(default_factory=TrackingParams)
     mnist: MnistParams = Field(default_factory=MnistParams)
     speech: SpeechParams = Field(default_factory=SpeechParams)
+    sensor: SensorParams = Field(default_factory=SensorParams)
 
     def use_case(self, name: str) -> Any:
         """The section of one use case, with a clear error for unknown names."""

@@ -7,6 +7,7 @@ touching earlier outputs, and finally that ``dvc exp run -S`` + ``dvc metrics di
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -69,10 +70,19 @@ TINY_SPEECH = {
 }
 
 
-def set_params(repo: Path, mnist: dict, speech: dict | None = None) -> None:
+TINY_SENSOR = {
+    "ingest": {"days": 6, "sample_minutes": 10},
+    "anomalies": {"events_per_kind": 1, "min_gap": 24, "max_duration": 24},
+    "windows": {"length": 16},
+    "model": {"channels": [8, 16], "hidden_dims": [16], "latent_dim": 8},
+    "train": {"epochs": 3, "progress_bar": False},
+}
+
+
+def set_params(repo: Path, mnist: dict, speech: dict | None = None, sensor: dict | None = None) -> None:
     path = repo / "params.yaml"
     data = yaml.safe_load(path.read_text())
-    for use_case, sections in (("mnist", mnist), ("speech", speech or {})):
+    for use_case, sections in (("mnist", mnist), ("speech", speech or {}), ("sensor", sensor or {})):
         for section, values in sections.items():
             data[use_case].setdefault(section, {}).update(values)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -98,7 +108,7 @@ def repo(tmp_path_factory) -> Path:
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, dest / rel)
-    set_params(dest, TINY, TINY_SPEECH)
+    set_params(dest, TINY, TINY_SPEECH, TINY_SENSOR)
     sh(dest, "git", "init", "-q")
     sh(dest, "git", "add", "-A")
     sh(dest, "git", "commit", "-q", "-m", "tiny config")
@@ -156,7 +166,8 @@ def test_report_is_offline_and_complete(repo):
     # AE-vs-PCA, loss, 2 epoch grids, sweep chart, 2 sweep strips; then per variant a latent scatter and a
     # reconstruction strip, plus denoising, generation, class histogram and VAE interpolation figures.
     # Speech: two example spectrogram figures, its loss chart and the first/last epoch snapshots.
-    assert len(images) == 1 + 1 + 2 + 1 + 2 + 2 * 5 + 4 + 2 + 1 + 2
+    # Sensor: the error timeline and the per-sensor contributions of the one simulated series.
+    assert len(images) == 1 + 1 + 2 + 1 + 2 + 2 * 5 + 4 + 2 + 1 + 2 + 2
     assert all(src.startswith("data:image/png;base64,") for src in images)
     assert not re.search(r'(src|href)="(https?:)?//(?!127\.0\.0\.1)', html)  # nothing from the internet
     assert "epoch 001" in html and "epoch 002" in html
@@ -225,9 +236,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextlib.contextmanager
+def running(cmd: list[str], repo: Path, base: str, env: dict | None = None, timeout: float = 90):
+    """Start a server process, wait until ``<base>/health`` answers, stop it afterwards."""
+    import time
+    import urllib.request
+
+    proc = subprocess.Popen(
+        cmd, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    proc.kill()
+                    raise AssertionError(
+                        f"{cmd[:3]} did not start: {proc.stderr.read().decode()[-2000:]}"
+                    ) from None
+                time.sleep(0.5)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_mlflow_ui_lists_the_run_and_serves_its_reconstruction_images(repo):
     """What a user sees after `mlflow ui --backend-store-uri sqlite:///mlflow.db`: runs, metrics, images."""
-    import time
     import urllib.request
 
     port = free_port()
@@ -244,18 +283,7 @@ def test_mlflow_ui_lists_the_run_and_serves_its_reconstruction_images(repo):
         "--workers",
         "1",
     ]
-    proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise AssertionError("mlflow ui did not start") from None
-                time.sleep(0.5)
+    with running(cmd, repo, base):
 
         def get(path: str, body: dict | None = None) -> bytes:
             data = None if body is None else json.dumps(body).encode()
@@ -277,9 +305,6 @@ def test_mlflow_ui_lists_the_run_and_serves_its_reconstruction_images(repo):
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
         models = json.loads(get("/ajax-api/2.0/mlflow/registered-models/search"))["registered_models"]
         assert "aeflow-mnist" in [m["name"] for m in models]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 # ------------------------------------------------------------------------------------------------ speech
@@ -294,8 +319,9 @@ def test_speech_is_scored_per_snr_against_noisy_input_and_both_baselines(repo):
     assert noisy["si_sdr_improvement"] == 0 and 1.0 <= noisy["pesq"] <= 4.6 and 0 < noisy["stoi"] <= 1
     for snr, block in metrics["by_snr"].items():  # the noisy input's SI-SDR sits near the mixing SNR
         assert abs(block["noisy"]["si_sdr"] - float(snr.removesuffix("dB"))) < 1.0
-    assert metrics["test_speakers"] and metrics["test_mixtures"] == 3 * 2 * 2  # clips × sources × SNRs
     mixtures = pd.read_csv(repo / "data/interim/speech/mixtures.csv")
+    test = mixtures[mixtures.split == "test"]
+    assert metrics["test_mixtures"] == len(test) == test.clean_id.nunique() * 2 * 2  # clips × sources × SNRs
     assert (mixtures["measured_snr_db"] - mixtures["snr_db"]).abs().max() < 0.01
     train_speakers = set(mixtures[mixtures.split == "train"].speaker)
     assert not train_speakers & set(metrics["test_speakers"])
@@ -332,8 +358,8 @@ def test_speech_run_logs_audio_and_registers_a_loadable_denoiser(repo, tmp_path)
     assert any(p.endswith("_autoencoder.wav") for p in audio) and any(p.endswith("_clean.wav") for p in audio)
     assert [a.path for a in c.list_artifacts(run_id, "figures")]
     assert c.get_run(run_id).data.metrics["test/autoencoder/si_sdr"] is not None
-    version = c.search_model_versions("name='aeflow-speech'")[0]
-    c.set_registered_model_alias("aeflow-speech", "champion", version.version)
+    # The first registered version became champion on its own (there was none before).
+    assert str(c.get_model_version_by_alias("aeflow-speech", "champion").version) == "1"
     mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
     denoiser = SpeechDenoiser(mlflow.pytorch.load_model("models:/aeflow-speech@champion"))
     assert denoiser.rate == 8000
@@ -358,13 +384,120 @@ def test_speech_run_logs_audio_and_registers_a_loadable_denoiser(repo, tmp_path)
         "models:/aeflow-speech@champion",
     )
     assert "wrote" in res.stdout
-    info = sf.info(out)
+    info = sf.info(str(out))
     assert info.samplerate == 48000 and info.channels == 1 and info.frames == len(hi)
 
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00not really a wave file")
     res = sh(repo, str(BIN / "aeflow"), "denoise", str(broken), "-o", str(out), check=False)
-    assert res.returncode == 2 and "broken.wav" in res.stdout and "not a readable audio file" in res.stdout
+    said = " ".join(res.stdout.split())  # rich wraps long lines
+    assert res.returncode == 2 and "broken.wav" in said and "not a readable audio file" in said, said
+
+
+# ------------------------------------------------------------------------------------------------ sensor
+def test_sensor_detector_beats_nothing_and_reports_every_metric(repo):
+    metrics = json.loads((repo / "metrics/sensor.json").read_text())
+    assert metrics["events"] == {"pump": 6}  # one event of each of the six kinds
+    summary = metrics["summary"]
+    assert set(summary) == {"autoencoder", "isolation_forest", "rolling_zscore", "pca"}
+    ae = summary["autoencoder"]
+    for key in ("f1", "event_recall", "far", "roc_auc", "pr_auc", "nab_standard", "nab_reward_low_FN_rate"):
+        assert ae[key] is not None, key
+    assert 0 <= ae["far"] <= 1 and 0 <= ae["event_recall"] <= 1 and ae["roc_auc"] > 0.5
+    run = json.loads((repo / "models/sensor/run.json").read_text())
+    explanation = run["series"][0]["threshold_details"]["explanation"]
+    assert f"{run['series'][0]['threshold']:.4g}"[:4] in explanation
+    assert {p.name for p in (repo / "plots/sensor/evaluation").glob("*.png")} == {
+        "pump_timeline.png",
+        "pump_sensors.png",
+    }
+    html = (repo / "reports/index.html").read_text()
+    assert "Sensor anomaly detection" in html and "The threshold" in html
+
+
+def test_served_detector_answers_http_and_monitor_streams(repo, tmp_path):
+    import time
+    import urllib.request
+
+    import pandas as pd
+
+    series = pd.read_csv(repo / "data/interim/sensor/series/pump.csv")
+    sensors = [c for c in series.columns if c not in ("timestamp", "label")]
+    c = client(repo)
+    assert str(c.get_model_version_by_alias("aeflow-sensor", "champion").version) == "1"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}", PATH=f"{BIN}{os.pathsep}{env['PATH']}")
+    cmd = [
+        str(BIN / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        "models:/aeflow-sensor@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        "1",
+    ]
+    rows = series[sensors].iloc[-200:]
+    with running(cmd, repo, base, env=env, timeout=120):
+
+        def post(frame: pd.DataFrame) -> list[dict]:
+            body = json.dumps({"dataframe_split": frame.to_dict(orient="split")}).encode()
+            req = urllib.request.Request(
+                f"{base}/invocations", data=body, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read())["predictions"]
+
+        answer = post(rows.reset_index(drop=True))
+        assert len(answer) == 200 and {"score", "flag", "threshold"} <= set(answer[0])
+        start = time.perf_counter()
+        one = post(rows.iloc[:1].reset_index(drop=True))
+        assert len(one) == 1 and one[0]["score"] >= 0 and time.perf_counter() - start < 5
+
+    # The same detector, online, from a CSV: constant memory, flagged times printed.
+    csv = tmp_path / "readings.csv"
+    series[["timestamp", *sensors]].to_csv(csv, index=False)
+    res = sh(repo, str(BIN / "aeflow"), "monitor", "--model", "models/sensor", "--input", str(csv))
+    flagged = [line.split("\t") for line in res.stdout.splitlines() if line.endswith("ANOMALY")]
+    from aeflow.evaluation.detector import AnomalyDetector
+    from aeflow.models.registry import load_model
+
+    folder = json.loads((repo / "models/sensor/run.json").read_text())["series"][0]["folder"]
+    detector = AnomalyDetector.from_model(load_model(str(repo / "models/sensor" / folder / "model.pt")))
+    expected = detector.flags(detector.score(series[sensors].to_numpy(dtype="float32")))
+    assert [f[0] for f in flagged] == series["timestamp"][expected].tolist()
+    assert f"{len(series)} readings, {int(expected.sum())} flagged" in res.stderr
+
+
+def test_bad_sensor_csv_stops_with_the_file_and_column_named(repo, tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "time": pd.date_range("2026-01-01", periods=400, freq="5min").astype(str),
+            "pressure": 1.0 + 0.01 * pd.Series(range(400)),
+            "site": ["A"] * 400,
+        }
+    )
+    bad = tmp_path / "plant.csv"
+    frame.to_csv(bad, index=False)
+    set_params(repo, {}, sensor={"ingest": {"source": "csv", "path": str(bad), "timestamp_column": "time"}})
+    try:
+        before, after, _ = _fails_cleanly(repo, str(bad), "site", "Fix")
+        assert before == after
+        frame.drop(columns="site").to_csv(bad, index=False, sep=";")
+        set_params(repo, {}, sensor={"ingest": {"delimiter": ","}})
+        before, after, _ = _fails_cleanly(repo, str(bad), "delimiter")
+        assert before == after
+    finally:
+        _restore(repo)
 
 
 def test_second_repro_does_nothing(repo):

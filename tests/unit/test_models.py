@@ -82,7 +82,7 @@ def test_undercomplete_rule_for_vanilla():
 
 
 def test_bce_needs_unit_range_output():
-    with pytest.raises(ValueError, match="loss 'bce' needs data in \\[0, 1\\]"):
+    with pytest.raises(ParamsError, match="loss 'bce' needs data in \\[0, 1\\]"):
         build_model({"loss": "bce"}, [1, 28, 28], output="identity")
     model = build_model({"loss": "mse", "architecture": "mlp"}, [1, 28, 28], output="identity")
     assert np.isfinite(float(model.model_step((torch.randn(4, 1, 28, 28),) * 2)[0].detach()))

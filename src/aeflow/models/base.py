@@ -25,7 +25,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from aeflow.config import AEConfig
-from aeflow.models.components import ConvDecoder2d, ConvEncoder2d, MLPDecoder, MLPEncoder
+from aeflow.models.components import (
+    ConvDecoder1d,
+    ConvDecoder2d,
+    ConvEncoder1d,
+    ConvEncoder2d,
+    LSTMDecoder,
+    LSTMEncoder,
+    MLPDecoder,
+    MLPEncoder,
+)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -80,30 +89,39 @@ class BaseAutoencoder(pl.LightningModule):
         return self.latent_dim
 
     def build_networks(self, enc_out: int) -> tuple[nn.Module, nn.Module]:
-        """Build the encoder/decoder pair the config's ``architecture`` names."""
+        """Build the encoder/decoder pair the config's ``architecture`` names.
+
+        ``mlp`` takes any input shape (it flattens); the others need the shape they convolve or recur over,
+        and a wrong one fails here with the expected layout rather than as a size mismatch mid-forward.
+        """
         c = self.cfg
+        shape = self.input_shape
         if c.architecture == "mlp":
             return (
-                MLPEncoder(self.input_shape, c.hidden_dims, self.latent_dim, c.batch_norm, enc_out),
-                MLPDecoder(self.input_shape, c.hidden_dims, self.latent_dim, c.batch_norm),
+                MLPEncoder(shape, c.hidden_dims, self.latent_dim, c.batch_norm, enc_out),
+                MLPDecoder(shape, c.hidden_dims, self.latent_dim, c.batch_norm),
             )
-        if len(self.input_shape) != 3:
+        expected = {"conv": (3, "image inputs (C, H, W)"), "conv1d": (2, "time-series windows (C, T)")}
+        expected["lstm"] = expected["conv1d"]
+        dims, layout = expected[c.architecture]
+        if len(shape) != dims:
             raise ValueError(
-                f"architecture 'conv' needs image inputs (C, H, W), got shape {self.input_shape}"
+                f"architecture {c.architecture!r} needs {layout}, got input shape {list(shape)}; "
+                f"use architecture 'mlp' for other shapes"
             )
+        if c.architecture == "lstm":
+            return (
+                LSTMEncoder(shape, c.hidden_dims, self.latent_dim, c.blocks_per_stage, enc_out),
+                LSTMDecoder(shape, c.hidden_dims, self.latent_dim, c.blocks_per_stage),
+            )
+        encoder_cls, decoder_cls = (
+            (ConvEncoder2d, ConvDecoder2d) if c.architecture == "conv" else (ConvEncoder1d, ConvDecoder1d)
+        )
         return (
-            ConvEncoder2d(
-                self.input_shape,
-                c.channels,
-                c.blocks_per_stage,
-                c.hidden_dims,
-                self.latent_dim,
-                c.batch_norm,
-                enc_out,
+            encoder_cls(
+                shape, c.channels, c.blocks_per_stage, c.hidden_dims, self.latent_dim, c.batch_norm, enc_out
             ),
-            ConvDecoder2d(
-                self.input_shape, c.channels, c.blocks_per_stage, c.hidden_dims, self.latent_dim, c.batch_norm
-            ),
+            decoder_cls(shape, c.channels, c.blocks_per_stage, c.hidden_dims, self.latent_dim, c.batch_norm),
         )
 
     # ----------------------------------------------------------------- inference API

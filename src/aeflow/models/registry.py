@@ -109,7 +109,12 @@ def build_model(
             f"Fix: choose latent_dim < {size} (or 'auto'), or a variant that allows overcomplete codes "
             "(e.g. sparse)."
         )
-    return cls(config=cfg.model_dump(), input_shape=list(input_shape), optim=optim, output=output)
+    try:
+        return cls(config=cfg.model_dump(), input_shape=list(input_shape), optim=optim, output=output)
+    except ValueError as exc:  # a setting that does not fit this data (e.g. a conv1d model for images)
+        raise ParamsError(
+            f"{file}: '{where}' does not fit inputs of shape {list(input_shape)}: {exc}."
+        ) from None
 
 
 def load_model(path: str, map_location: str = "cpu") -> BaseAutoencoder:

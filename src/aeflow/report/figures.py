@@ -153,3 +153,44 @@ def spectrograms(panels: Sequence[tuple[str, np.ndarray]], rate: int, hop: int, 
     if title:
         fig.suptitle(title, fontsize=9)
     return _png(fig)
+
+
+def anomaly_timeline(
+    times: np.ndarray,
+    values: np.ndarray,
+    sensors: Sequence[str],
+    score: np.ndarray,
+    threshold: float,
+    windows: Sequence[tuple[int, int]],
+    flags: np.ndarray,
+    title: str,
+) -> bytes:
+    """Readings (top), reconstruction error with the threshold (bottom); true anomaly windows shaded red,
+    detections marked: where the error spikes and whether that is where the faults are."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 4.6), dpi=100, sharex=True, height_ratios=[1.3, 1])
+    t = np.asarray(times)
+    for c, name in enumerate(sensors):
+        col = values[:, c]
+        span = np.nanstd(col) or 1.0
+        top.plot(t, (col - np.nanmean(col)) / span + 4 * c, lw=0.6, label=name)
+    top.set_yticks([4 * c for c in range(len(sensors))], list(sensors), fontsize=7)
+    bottom.plot(t, score, lw=0.7, color="#3b6ea8", label="reconstruction error")
+    if np.isfinite(threshold):
+        bottom.axhline(threshold, color="#b3261e", ls="--", lw=1, label=f"threshold {threshold:.3g}")
+    for a, b in windows:
+        for ax in (top, bottom):
+            ax.axvspan(t[a], t[min(b, len(t) - 1)], color="#b3261e", alpha=0.15, lw=0)
+    hits = np.flatnonzero(flags)
+    if len(hits):
+        bottom.plot(t[hits], score[hits], "o", ms=2, color="#b3261e", label="flagged")
+    bottom.set_yscale("log")
+    bottom.set_ylabel("error", fontsize=8)
+    bottom.legend(fontsize=7, loc="upper left")
+    top.set_title(title, fontsize=10)
+    fig.autofmt_xdate()
+    return _png(fig)

@@ -56,6 +56,12 @@ def run(
         if noisy is None:
             raise DataError("speech evaluation needs --noisy (the folder written by inject_noise)")
         return evaluate(params, data, noisy, models, metrics, plots / "evaluation")
+    if use_case == "sensor":
+        from aeflow.stages.sensor import evaluate as evaluate_sensor
+
+        if noisy is None:
+            raise DataError("sensor evaluation needs --noisy (the folder written by inject_noise)")
+        return evaluate_sensor(params, data, noisy, models, metrics, plots / "evaluation")
     from aeflow import tracking
     from aeflow.data.images import load_image_splits, model_inputs
     from aeflow.evaluation.diagnostics import code_diagnostics

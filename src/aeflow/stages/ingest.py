@@ -25,4 +25,10 @@ def run(use_case: str, params: Params, out: Path) -> dict[str, object]:
         corpus = ingest_speech(params.speech.ingest, params.seed)
         write_corpus(corpus, out)
         return corpus.info
+    if use_case == "sensor":
+        from aeflow.data.sensor import ingest_sensor, write_series
+
+        series = ingest_sensor(params.sensor.ingest, params.seed)
+        write_series(series, out, params.sensor.ingest)
+        return {"counts": {s.name: len(s.frame) for s in series}, "origin": series[0].origin}
     raise NotImplementedError(use_case)

@@ -25,6 +25,10 @@ def run(use_case: str, params: Params, data: Path, out: Path) -> dict[str, Any]:
         from aeflow.stages.speech import inject_noise
 
         return inject_noise(params, data, out)
+    if use_case == "sensor":
+        from aeflow.stages.sensor import inject
+
+        return inject(params, data, out)
     if use_case != "mnist":
         raise NotImplementedError(use_case)
     from aeflow.data.images import load_image_splits

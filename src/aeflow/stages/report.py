@@ -373,9 +373,80 @@ def speech_section(params: Params, inputs: ReportInputs) -> str:
     return "".join(parts)
 
 
+SENSOR_METRICS = {
+    "f1": "point F1",
+    "event_recall": "event recall",
+    "mean_detection_delay": "mean delay (rows)",
+    "far": "false-alarm rate",
+    "roc_auc": "ROC-AUC",
+    "pr_auc": "PR-AUC",
+    "nab_standard": "NAB standard",
+    "nab_reward_low_FP_rate": "NAB low FP",
+    "nab_reward_low_FN_rate": "NAB low FN",
+}
+
+
+def sensor_section(params: Params, inputs: ReportInputs) -> str:
+    """Anomaly detection: detector vs baselines, the threshold explained, error timelines, sensors."""
+    uc = "sensor"
+    metrics = read_json(_need(inputs.metrics / f"{uc}.json"))
+    run = read_json(_need(inputs.models / uc / "run.json"))
+    validation = read_json(_need(inputs.validation / f"{uc}.json"))
+    evaluation = _need(inputs.plots / uc / "evaluation")
+    summary = metrics["summary"]
+    keys = [k for k in SENSOR_METRICS if any(v.get(k) is not None for v in summary.values())]
+    parts = [
+        f"<p>A {h.esc(params.sensor.model.variant)} {h.esc(params.sensor.model.architecture)} "
+        "autoencoder over "
+        f"windows of {params.sensor.windows.length} readings, trained on the normal training segment only, "
+        "flags a reading when its reconstruction error exceeds a threshold set on normal validation data. "
+        f"Series: {h.esc(', '.join(metrics['series']))}; injected faults: "
+        f"{h.esc(', '.join(f'{k}: {v}' for k, v in metrics['events'].items()))}.</p>",
+        h.table(
+            ["method", *[SENSOR_METRICS[k] for k in keys]],
+            [[m, *[v.get(k) for k in keys]] for m, v in summary.items()],
+        ),
+        "<h3>The threshold</h3>",
+    ]
+    for r in run["series"]:
+        explanation = r.get("threshold_details", {}).get("explanation", "")
+        parts.append(f"<p><b>{h.esc(r['series'])}</b>: {h.esc(explanation)}</p>")
+    parts.append(
+        '<p class="note">Change the rule with <code>sensor.threshold.method</code> (pot, percentile, '
+        "mean_k_sigma) and its parameters; <code>smoothing</code> averages the error over the last readings "
+        "first. Lower thresholds catch more faults and raise more false alarms.</p>"
+    )
+    parts.append("<h3>Error over time</h3>")
+    for f in sorted(evaluation.glob("*.png")):
+        parts.append(h.img(f.read_bytes(), f.stem, f.stem.replace("_", " ")))
+    parts.append("<h3>Data validation</h3>" + _validation_table(validation))
+    parts.append(
+        "<h3>MLflow and serving</h3>"
+        + h.table(
+            ["what", "value"],
+            [
+                ("training run", mlflow_link(params, run["experiment_id"], run["run_id"])),
+                ("registered detector", h.esc(f"{run['registered_model']} version {run['version']}")),
+                (
+                    "serve it",
+                    f"<code>mlflow models serve -m {h.esc(run['model_uri'])} "
+                    "--env-manager local -p 5001</code>",
+                ),
+                (
+                    "monitor a stream",
+                    f"<code>aeflow monitor --model {h.esc(run['model_uri'])} --input readings.csv</code>",
+                ),
+            ],
+            raw_cells=True,
+        )
+    )
+    return "".join(parts)
+
+
 SECTIONS = {
     "mnist": ("MNIST compression", mnist_full_section),
     "speech": ("Speech denoising", speech_section),
+    "sensor": ("Sensor anomaly detection", sensor_section),
 }
 
 

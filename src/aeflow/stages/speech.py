@@ -282,6 +282,9 @@ def train(
             description=f"{model.variant_name} spectrogram autoencoder ({p.target} target), latent "
             f"{model.latent_dim}, {info['sample_rate']} Hz, trained {result.epochs} epochs on {data_path}.",
         )
+        tracking.bootstrap_champion(
+            params.tracking, registration["registered_model"], registration["version"]
+        )
         write_json(
             models_tmp / "run.json",
             {

@@ -62,6 +62,12 @@ def run(
         if noisy is None:
             raise DataError("speech training needs --inputs (the folder written by make_spectrograms)")
         return train(params, noisy, validation, models, plots, str(data))
+    if use_case == "sensor":
+        from aeflow.stages.sensor import train as train_sensor
+
+        if noisy is None:
+            raise DataError("sensor training needs --inputs (the folder written by inject_noise)")
+        return train_sensor(params, noisy, validation, models, plots, str(data))
     from aeflow import tracking
     from aeflow.data.images import load_image_splits, model_inputs
     from aeflow.models.registry import get_variant, save_model
@@ -128,6 +134,9 @@ def run(
             use_case,
             description=f"{result.model.variant_name} autoencoder, latent {result.model.latent_dim}, "
             f"trained {result.epochs} epochs on {data} (DVC hash {tags[tracking.TAG_DATA_HASH]}).",
+        )
+        tracking.bootstrap_champion(
+            params.tracking, registration["registered_model"], registration["version"]
         )
         write_json(
             models_tmp / "run.json",

@@ -39,6 +39,14 @@ def run(use_case: str, params: Params, data: Path, report: Path) -> dict[str, ob
         cfg = params.speech
         suites = speech_suites(manifest, str(data / "manifest.csv"), cfg.validate_, cfg.ingest.sample_rate)
         rows = {name: int((manifest["split"] == name).sum()) for name in ("train", "val", "test")}
+    elif use_case == "sensor":
+        from aeflow.data.sensor import read_series, series_file_name
+        from aeflow.validation.sensor import sensor_suites
+
+        series = read_series(data)
+        files = {s.name: str(data / series_file_name(s.name)) for s in series}
+        suites = sensor_suites(series, files, params.sensor.validate_)
+        rows = {s.name: len(s.frame) for s in series}
     else:
         raise NotImplementedError(use_case)
     result = run_suites(suites, use_case)

@@ -197,3 +197,18 @@ def log_and_register_model(
         "model_uri": f"models:/{name}/{version}",
         "logged_model_uri": info.model_uri,
     }
+
+
+def bootstrap_champion(tracking: TrackingParams, name: str, version: str) -> bool:
+    """Give ``version`` the ``champion`` alias if the registered model has no champion yet.
+
+    The first model trained is the best one there is, so ``models:/<name>@champion`` works right after the
+    first ``dvc repro``; later versions replace it only through the promotion gate.
+    """
+    c = client(tracking)
+    try:
+        c.get_model_version_by_alias(name, "champion")
+        return False
+    except Exception:  # MLflow raises MlflowException (RESOURCE_DOES_NOT_EXIST) when the alias is unset
+        c.set_registered_model_alias(name, "champion", version)
+        return True

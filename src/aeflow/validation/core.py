@@ -60,10 +60,14 @@ def run_suites(suites: list[FrameSuite], artefact: str) -> dict[str, Any]:
             batch_parameters={"dataframe": suite_def.frame}
         )
         suite = gx.ExpectationSuite(name=f"{artefact}.{suite_def.name}")
-        for check in suite_def.checks:
-            suite.add_expectation(getattr(gx.expectations, check.expectation)(**check.kwargs))
+        for i, check in enumerate(suite_def.checks):
+            suite.add_expectation(
+                getattr(gx.expectations, check.expectation)(**check.kwargs, meta={"check": i})
+            )
         result = batch.validate(suite, result_format="COMPLETE")
-        for check, res in zip(suite_def.checks, result.results, strict=True):
+        # GX groups results by column, not in the order expectations were added: match them by index.
+        ordered = sorted(result.results, key=lambda r: int((r.expectation_config.meta or {})["check"]))
+        for check, res in zip(suite_def.checks, ordered, strict=True):
             details = res.result or {}
             index = details.get("unexpected_index_list") or []
             values = details.get("partial_unexpected_list") or []

@@ -44,6 +44,11 @@ class VariationalAutoencoder(BaseAutoencoder):
     undercomplete = True
 
     def encoder_out_features(self) -> int:
+        if self.output == "identity" and self.cfg.likelihood != "gaussian":
+            raise ValueError(
+                f"likelihood {self.cfg.likelihood!r} models data in [0, 1]; standardised real-valued data "
+                "(spectrograms, sensor windows) needs likelihood 'gaussian'"
+            )
         return 2 * self.latent_dim
 
     # ---------------------------------------------------------------- posterior and likelihood
@@ -82,6 +87,8 @@ class VariationalAutoencoder(BaseAutoencoder):
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         if self.cfg.likelihood == "continuous_bernoulli":
             return ContinuousBernoulli(logits=logits).mean
+        if self.cfg.likelihood == "gaussian":
+            return super().activate(logits)  # sigmoid for [0, 1] data, identity for standardised values
         return torch.sigmoid(logits)
 
     def encode_for_training(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

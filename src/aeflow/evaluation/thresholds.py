@@ -1,0 +1,287 @@
+"""Turning anomaly scores into alarms: smoothing, thresholds fitted on normal data, and alarm events.
+
+Every threshold here is fitted on *validation* scores of normal data only, so it answers one question that
+users can check: "how often would this fire on data like the validation segment?". ``percentile`` and
+``mean_k_sigma`` answer it empirically; ``pot`` (Peaks-Over-Threshold, Siffer et al., KDD 2017) fits a
+generalised Pareto tail so that it can extrapolate to false-alarm rates rarer than the validation segment
+can measure (1 in 10,000 from 5,000 points). :func:`choose_threshold` also returns a one-sentence
+explanation of the number, because "threshold = 0.83" means nothing on its own.
+
+All functions are pure: NumPy arrays in, numbers out.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+from aeflow.config import ThresholdParams
+from aeflow.errors import DataError, ParamsError
+
+__all__ = [
+    "choose_threshold",
+    "detection_events",
+    "mean_k_sigma_threshold",
+    "percentile_threshold",
+    "pot_threshold",
+    "smooth",
+]
+
+MIN_PEAKS_FOR_GPD = 10
+"""Fewer excesses than this cannot pin down a GPD shape; the exponential tail (γ = 0) is used instead."""
+
+
+def _scores_1d(scores: np.ndarray, what: str) -> np.ndarray:
+    """``scores`` as a finite, non-empty 1-D float64 array, or a :class:`DataError` that says what is wrong.
+
+    Thresholds silently computed from NaN scores would be NaN and flag nothing, so this fails loudly.
+    """
+    x = np.asarray(scores, dtype=np.float64)
+    if x.ndim == 0:
+        x = x.reshape(1)
+    elif x.ndim == 2 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim != 1:
+        raise ValueError(f"{what} must be one score per point (1-D), got shape {np.shape(scores)}")
+    if x.size == 0:
+        raise DataError(f"{what} are empty: there is no data to fit or apply a threshold to.")
+    bad = int(np.count_nonzero(~np.isfinite(x)))
+    if bad:
+        raise DataError(
+            f"{what} contain {bad} NaN/inf value(s) out of {x.size}. Fix: fill or drop missing readings "
+            "before scoring, and check that the model's reconstructions are finite."
+        )
+    return x
+
+
+def smooth(scores: np.ndarray, window: int) -> np.ndarray:
+    """Trailing (causal) moving average of ``scores`` over ``window`` points.
+
+    The smoothed value at ``i`` is the mean of ``scores[i - window + 1 : i + 1]``; the first ``window - 1``
+    points average what is available so far. Only past and present values are used, so an online monitor
+    that keeps the last ``window`` scores reproduces these values exactly, and smoothing a longer series
+    never changes earlier values. ``window = 1`` returns the scores unchanged (as float64).
+
+    Args:
+        scores: One score per point, shape ``(N,)``.
+        window: Number of points averaged (``>= 1``).
+
+    Returns:
+        Smoothed scores, shape ``(N,)``, float64.
+    """
+    if int(window) != window or window < 1:
+        raise ParamsError(f"smoothing window must be a whole number >= 1, got {window!r}")
+    window = int(window)
+    x = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if window == 1 or x.size == 0:
+        return x.copy()
+    out = np.empty_like(x)
+    head = min(window - 1, x.size)
+    # Expanding mean over the first points (short, so a cumulative sum carries no drift).
+    out[:head] = np.cumsum(x[:head]) / np.arange(1, head + 1)
+    if x.size >= window:
+        # A mean over each trailing window (not a long cumulative sum) keeps the result free of
+        # round-off drift on long series, so it matches an online monitor's mean of its last scores.
+        out[window - 1 :] = np.lib.stride_tricks.sliding_window_view(x, window).mean(axis=-1)
+    return out
+
+
+def percentile_threshold(val_scores: np.ndarray, q: float) -> float:
+    """The ``q``-th percentile (0–100, linear interpolation) of the validation scores.
+
+    About ``100 − q`` % of validation points lie above it, so on data like the validation segment that is
+    the expected false-alarm rate; it cannot promise rates rarer than ``1 / len(val_scores)``.
+    """
+    if not 0 <= q <= 100:
+        raise ParamsError(f"threshold.percentile must be within 0..100, got {q}")
+    return float(np.percentile(_scores_1d(val_scores, "validation scores"), q))
+
+
+def mean_k_sigma_threshold(val_scores: np.ndarray, k: float) -> float:
+    """``mean + k · std`` (population std, ddof = 0) of the validation scores.
+
+    The classic control-chart rule; it is only a calibrated false-alarm rate if scores are roughly Gaussian,
+    which reconstruction errors (skewed, non-negative) rarely are, hence the POT alternative.
+    """
+    x = _scores_1d(val_scores, "validation scores")
+    return float(x.mean() + k * x.std())
+
+
+def _fit_gpd(excesses: np.ndarray) -> tuple[float, float, str | None]:
+    """Maximum-likelihood GPD ``(gamma, sigma)`` with location 0, or the exponential tail with a reason.
+
+    The exponential tail (γ = 0, σ = mean excess, its MLE) is used when there are too few excesses to
+    estimate a shape, or when the GPD fit fails or lands where the MLE is not defined (σ ≤ 0, γ ≤ −1).
+    """
+    exp_sigma = float(excesses.mean()) if excesses.size else 0.0
+    if excesses.size < MIN_PEAKS_FOR_GPD:
+        return 0.0, exp_sigma, f"only {excesses.size} excesses (< {MIN_PEAKS_FOR_GPD}): exponential tail"
+    if float(excesses.max() - excesses.min()) <= 0.0:
+        return 0.0, exp_sigma, "all excesses are equal: exponential tail"
+    from scipy.stats import genpareto
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            gamma, _, sigma = genpareto.fit(excesses, floc=0.0)
+    except (RuntimeError, ValueError, FloatingPointError) as exc:  # pragma: no cover - scipy-internal
+        return 0.0, exp_sigma, f"GPD fit failed ({exc}): exponential tail"
+    gamma, sigma = float(gamma), float(sigma)
+    if not (math.isfinite(gamma) and math.isfinite(sigma)) or sigma <= 0.0 or gamma <= -1.0:
+        return 0.0, exp_sigma, f"degenerate GPD fit (gamma={gamma:.3g}, sigma={sigma:.3g}): exponential tail"
+    return gamma, sigma, None
+
+
+def pot_threshold(
+    val_scores: np.ndarray, initial_quantile: float, risk: float
+) -> tuple[float, dict[str, Any]]:
+    """Peaks-Over-Threshold threshold with per-point false-alarm probability ``risk`` (SPOT's initial step).
+
+    By the Pickands–Balkema–de Haan theorem, excesses over a high threshold ``t`` follow a generalised
+    Pareto distribution (GPD) whatever the score distribution, so the tail can be extrapolated beyond the
+    largest validation scores. Steps (Siffer et al. 2017):
+
+    1. ``t`` = ``initial_quantile`` quantile of the validation scores;
+    2. excesses ``y = s − t`` for the ``N_t`` scores ``s > t``;
+    3. fit GPD(γ, σ) to ``y`` by maximum likelihood (location fixed at 0); with fewer than 10 excesses or a
+       degenerate fit, use the exponential tail (γ = 0, σ = mean excess);
+    4. ``z = t + σ/γ · ((risk · n / N_t)^(−γ) − 1)``, or ``z = t − σ · ln(risk · n / N_t)`` when γ = 0,
+       which solves ``P(score > z) = (N_t / n) · P(y > z − t) = risk``.
+
+    Args:
+        val_scores: Scores of normal validation points, shape ``(n,)``.
+        initial_quantile: Quantile (0–1) for ``t``, e.g. 0.95 or 0.98.
+        risk: Target probability that a normal point exceeds the threshold; must be below
+            ``1 − initial_quantile`` (the tail model only extrapolates beyond ``t``).
+
+    Returns:
+        ``(z, details)``; details hold ``t``, ``gamma``, ``sigma``, ``n_peaks`` (``N_t``), ``n``, ``risk``,
+        ``initial_quantile``, ``fallback`` (why the exponential tail was used, or None) and
+        ``empirical_rate`` (fraction of validation scores above ``z``, for a sanity check).
+    """
+    x = _scores_1d(val_scores, "validation scores")
+    if not 0.0 < initial_quantile < 1.0:
+        raise ParamsError(f"threshold.pot_quantile must be strictly between 0 and 1, got {initial_quantile}")
+    if not 0.0 < risk < 1.0 - initial_quantile:
+        raise ParamsError(
+            f"threshold.pot_risk ({risk:g}) must be above 0 and below 1 − pot_quantile "
+            f"({1.0 - initial_quantile:g}): POT extrapolates the tail beyond the pot_quantile quantile, so "
+            "it can only target rarer false alarms than that. Fix: lower pot_risk or raise pot_quantile."
+        )
+    n = x.size
+    t = float(np.quantile(x, initial_quantile))
+    excesses = x[x > t] - t
+    n_peaks = int(excesses.size)
+    details: dict[str, Any] = {
+        "t": t,
+        "n": n,
+        "n_peaks": n_peaks,
+        "initial_quantile": float(initial_quantile),
+        "risk": float(risk),
+    }
+    if n_peaks == 0:
+        # Every score ≤ t (e.g. a constant segment): no tail to model; anything above t is unseen.
+        details.update(
+            gamma=0.0, sigma=0.0, fallback="no scores above the initial quantile", empirical_rate=0.0
+        )
+        return t, details
+    gamma, sigma, fallback = _fit_gpd(excesses)
+    ratio = risk * n / n_peaks
+    if ratio >= 1.0:
+        # Ties at t left fewer peaks than (1 − q)·n, so the target lies inside the observed range: use the
+        # empirical quantile rather than extrapolating the tail backwards below t.
+        z = float(np.quantile(x, 1.0 - risk))
+        fallback = (fallback + "; " if fallback else "") + "risk within observed range: empirical quantile"
+    elif abs(gamma) < 1e-9:
+        z = t - sigma * math.log(ratio)
+    else:
+        z = t + sigma / gamma * (ratio ** (-gamma) - 1.0)
+    details.update(
+        gamma=gamma,
+        sigma=sigma,
+        fallback=fallback,
+        empirical_rate=float(np.mean(x > z)),
+    )
+    return float(z), details
+
+
+def _ordinal(q: float) -> str:
+    text = f"{q:g}"
+    if "." in text or "e" in text:
+        return text + "th"
+    v = int(text)
+    suffix = "th" if 10 <= v % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(v % 10, "th")
+    return f"{v}{suffix}"
+
+
+def _pct(fraction: float) -> str:
+    """A fraction as a short percentage, e.g. 0.005 → '0.5 %'."""
+    return f"{100.0 * fraction:.2g} %"
+
+
+def choose_threshold(val_scores: np.ndarray, p: ThresholdParams) -> tuple[float, dict[str, Any]]:
+    """The anomaly threshold from ``p.method``, fitted on already-smoothed validation scores.
+
+    ``val_scores`` must be on the scale the threshold is applied to, i.e. already smoothed with
+    ``p.smoothing`` (as ``AnomalyDetector.score`` does); they are not smoothed again here, or scores would
+    be smoothed twice. ``p.smoothing`` is only recorded and named in the explanation.
+
+    Returns:
+        ``(threshold, details)``; details hold ``method``, the method's parameters, ``smoothing``,
+        ``val_exceedance`` (fraction of validation scores above the threshold), the method-specific numbers
+        (e.g. POT's ``gamma``) and ``explanation``: one sentence saying what the number means.
+    """
+    s = _scores_1d(val_scores, "validation scores")
+    what = (
+        "the reconstruction error"
+        if p.smoothing == 1
+        else f"the smoothed reconstruction error (trailing mean over {p.smoothing} points)"
+    )
+    details: dict[str, Any] = {"method": p.method, "smoothing": p.smoothing, "n_val": int(s.size)}
+    if p.method == "percentile":
+        thr = percentile_threshold(s, p.percentile)
+        details["percentile"] = p.percentile
+        explanation = (
+            f"flag when {what} exceeds {thr:.4g}, the {_ordinal(p.percentile)} percentile of validation "
+            f"errors: about {_pct(1.0 - p.percentile / 100.0)} of normal points would be flagged"
+        )
+    elif p.method == "mean_k_sigma":
+        thr = mean_k_sigma_threshold(s, p.k)
+        mean, std = float(s.mean()), float(s.std())
+        details.update(k=p.k, mean=mean, std=std)
+        explanation = (
+            f"flag when {what} exceeds {thr:.4g} = mean {mean:.4g} + {p.k:g} × std {std:.4g} of validation "
+            f"errors: {_pct(float(np.mean(s > thr)))} of validation points lie above it"
+        )
+    elif p.method == "pot":
+        thr, pot = pot_threshold(s, p.pot_quantile, p.pot_risk)
+        details.update(pot_quantile=p.pot_quantile, pot_risk=p.pot_risk, **pot)
+        explanation = (
+            f"flag when {what} exceeds {thr:.4g}: a generalised Pareto tail fitted to the top "
+            f"{_pct(1.0 - p.pot_quantile)} of validation errors puts the chance that a normal point exceeds "
+            f"it at {_pct(p.pot_risk)} (about 1 in {round(1.0 / p.pot_risk):,})"
+        )
+    else:  # pragma: no cover - ThresholdParams validates the literal
+        raise ParamsError(f"unknown threshold.method {p.method!r}; use percentile, mean_k_sigma or pot")
+    details["threshold"] = float(thr)
+    details["val_exceedance"] = float(np.mean(s > thr))
+    details["explanation"] = explanation
+    return float(thr), details
+
+
+def detection_events(flags: np.ndarray) -> list[tuple[int, int]]:
+    """Contiguous runs of ``True`` in ``flags`` as ``(start, end)`` pairs, ``end`` exclusive.
+
+    Operators act on alarms, not on flagged points, so reports count these runs (and event metrics use the
+    same convention for labelled anomalies).
+    """
+    f = np.asarray(flags, dtype=bool).reshape(-1)
+    if f.size == 0:
+        return []
+    edges = np.diff(np.concatenate([[False], f, [False]]).astype(np.int8))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]

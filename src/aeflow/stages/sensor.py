@@ -1,0 +1,414 @@
+"""The sensor use case's stages: inject anomalies, train a detector per series, evaluate detections.
+
+Files:
+
+* ``data/raw/sensor``: one CSV per series + ``series.json`` (sensors, labelled windows, split bounds);
+* ``data/interim/sensor``: the same series with faults injected into the scored segment only, and
+  ``events.json`` (kind, sensor, rows) — the ground truth for evaluation (inject_noise stage);
+* ``models/sensor/<series>/model.pt`` (weights + scaler, window, threshold), ``run.json`` (train);
+* ``metrics/sensor.json``, ``plots/sensor/evaluation/`` (evaluate).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aeflow.config import Params
+from aeflow.errors import DataError
+from aeflow.io import atomic_dir, atomic_file, read_json, write_json
+
+
+def safe_name(name: str) -> str:
+    """A folder-safe version of a series name ("realKnownCause/nyc_taxi.csv" → "realKnownCause-nyc_taxi")."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name.removesuffix(".csv")).strip("-")
+
+
+def sensor_columns(frame: Any) -> list[str]:
+    return [c for c in frame.columns if c not in ("timestamp", "label")]
+
+
+def segments(series: Any, params: Params) -> dict[str, tuple[int, int]]:
+    """Train/val/test row ranges of a series (NAB-labelled real data: probationary period, whole scored)."""
+    from aeflow.data.sensor import split_bounds
+
+    if series.splits:
+        return {k: (int(a), int(b)) for k, (a, b) in series.splits.items()}
+    return split_bounds(len(series.frame), params.sensor.ingest, nab=series.nab)
+
+
+# -------------------------------------------------------------------------------------------- inject
+def inject(params: Params, data: Path, out: Path) -> dict[str, Any]:
+    """Inject faults into the scored segment of each series (per ``sensor.anomalies.inject``)."""
+    from aeflow.data.anomalies import inject_anomalies
+    from aeflow.data.sensor import read_series, write_series
+
+    cfg = params.sensor.anomalies
+    series = read_series(data)
+    events: dict[str, list[dict[str, Any]]] = {}
+    for k, s in enumerate(series):
+        sensors = sensor_columns(s.frame)
+        bounds = segments(s, params)
+        apply = cfg.inject == "always" or (cfg.inject == "simulator" and s.origin == "simulator")
+        if not apply or cfg.events_per_kind == 0:
+            events[s.name] = []
+            continue
+        train = s.frame.iloc[bounds["train"][0] : bounds["train"][1]]
+        scale = {c: float(np.nanstd(train[c].to_numpy(dtype=np.float64))) or 1.0 for c in sensors}
+        rng = np.random.default_rng([params.seed, k, 29])
+        s.frame, found = inject_anomalies(s.frame, sensors, bounds["test"], cfg, scale, rng)
+        events[s.name] = [
+            {"kind": e.kind, "sensor": e.sensor, "start": e.start, "end": e.end, "magnitude": e.magnitude}
+            for e in found
+        ]
+    with atomic_dir(out) as tmp:
+        write_series(series, tmp / "series", params.sensor.ingest)
+        write_json(tmp / "events.json", events)
+    return {"events": {name: len(v) for name, v in events.items()}}
+
+
+# --------------------------------------------------------------------------------------------- train
+def _train_one(
+    params: Params, s: Any, models_dir: Path, plots_dir: Path, data_path: str, first: bool
+) -> dict[str, Any]:
+    from aeflow import tracking
+    from aeflow.data.windows import Scaler, fill_missing, make_windows
+    from aeflow.evaluation.detector import AnomalyDetector
+    from aeflow.evaluation.thresholds import choose_threshold
+    from aeflow.models.registry import save_model
+    from aeflow.tracking.callbacks import EpochHistory
+    from aeflow.tracking.serving import log_detector
+    from aeflow.training import fit_autoencoder
+
+    cfg = params.sensor
+    w = cfg.windows
+    sensors = sensor_columns(s.frame)
+    bounds = segments(s, params)
+    values = s.frame[sensors].to_numpy(dtype=np.float32)
+    (t0, t1), (v0, v1) = bounds["train"], bounds["val"]
+    scaler = Scaler.fit(values[t0:t1], w.scaler)  # the training segment only
+    filled = scaler.transform(fill_missing(values, scaler.center))
+    train_x = make_windows(filled[t0:t1], w.length, w.train_stride)
+    val_x = make_windows(filled[v0:v1], w.length, 1)
+    if len(train_x) < 8:
+        raise DataError(
+            f"{s.name}: the training segment has {t1 - t0} rows, too few for windows of {w.length}. "
+            "Fix: raise sensor.ingest.train_fraction or lower sensor.windows.length."
+        )
+    name = safe_name(s.name)
+    tags = tracking.lineage_tags(
+        "sensor", "train", data_path, {tracking.TAG_VARIANT: cfg.model.variant, "aeflow.series": s.name}
+    )
+    logger = tracking.make_logger(params.tracking, "sensor", f"sensor-{name}-{cfg.model.variant}-train", tags)
+    logger.log_hyperparams(
+        tracking.flatten({"seed": params.seed, "series": s.name, **cfg.model_dump(by_alias=True)})
+    )
+    out = models_dir / name
+    out.mkdir(parents=True, exist_ok=True)
+    result = fit_autoencoder(
+        cfg.model.model_dump(),
+        train_x,
+        val_x if len(val_x) else None,
+        cfg.train,
+        params.seed,
+        output="identity",
+        logger=logger,
+        callbacks=[EpochHistory(plots_dir / f"loss_{name}.csv")],
+        checkpoint_dir=out / "checkpoints",
+        where="sensor.model",
+    )
+    model = result.model
+    model.data_config = {
+        "use_case": "sensor",
+        "series": s.name,
+        "sensors": sensors,
+        "window_length": w.length,
+        "score_steps": w.score_steps,
+        "smoothing": cfg.threshold.smoothing,
+        "scaler": scaler.to_json(),
+        "threshold": None,
+    }
+    detector = AnomalyDetector.from_model(model)
+    # Threshold from normal validation data (the training segment if there is no validation segment).
+    ref = values[v0:v1] if v1 - v0 >= w.length else values[t0:t1]
+    threshold, details = choose_threshold(detector.score(ref), cfg.threshold)
+    model.data_config["threshold"] = float(threshold)
+    model.data_config["threshold_details"] = details
+    save_model(model, str(out / "model.pt"))
+    logger.log_metrics({"threshold/value": float(threshold), "train/windows": float(len(train_x))})
+    registration = log_detector(
+        params.tracking,
+        logger.run_id,
+        out / "model.pt",
+        sensors,
+        "sensor",
+        f"{model.variant_name} {cfg.model.architecture} detector for {s.name}: windows of {w.length}, "
+        f"threshold {threshold:.4g} ({details.get('explanation', cfg.threshold.method)}).",
+    )
+    if first:
+        tracking.bootstrap_champion(
+            params.tracking, registration["registered_model"], registration["version"]
+        )
+    logger.finalize("success")
+    return {
+        "series": s.name,
+        "folder": name,
+        "run_id": logger.run_id,
+        "experiment_id": logger.experiment_id,
+        "threshold": float(threshold),
+        "threshold_details": details,
+        "epochs": result.epochs,
+        "best_val_loss": result.best_val_loss,
+        "train_windows": len(train_x),
+        "train_seconds": round(result.seconds, 2),
+        **registration,
+    }
+
+
+def train(
+    params: Params, inputs: Path, validation: Path, models: Path, plots: Path, data_path: str
+) -> dict[str, Any]:
+    """Train one detector per series on its normal training segment; register each (pyfunc)."""
+    from aeflow.data.sensor import read_series
+    from aeflow.stages.train import check_validation
+
+    check_validation(validation)
+    series = read_series(inputs / "series")
+    with contextlib.ExitStack() as stack:
+        models_tmp = stack.enter_context(atomic_dir(models))
+        loss_tmp = stack.enter_context(atomic_dir(plots / "recon"))
+        runs = [_train_one(params, s, models_tmp, loss_tmp, data_path, i == 0) for i, s in enumerate(series)]
+        first = runs[0]
+        with atomic_file(plots / "loss.csv") as tmp:
+            tmp.write_bytes((loss_tmp / f"loss_{first['folder']}.csv").read_bytes())
+        summary = {
+            "experiment_name": f"{params.tracking.experiment_prefix}-sensor",
+            "tracking_uri": params.tracking.resolved_uri(),
+            "series": runs,
+            # The first series' run, in the shape the other use cases' run.json has.
+            **{k: first[k] for k in ("run_id", "experiment_id", "registered_model", "version", "model_uri")},
+        }
+        write_json(models_tmp / "run.json", summary)
+    return {r["series"]: {"threshold": r["threshold"], "version": r["version"]} for r in runs}
+
+
+def load_detectors(models: Path) -> dict[str, Any]:
+    """The trained detectors by series name."""
+    from aeflow.evaluation.detector import AnomalyDetector
+    from aeflow.models.registry import load_model
+
+    run_file = models / "run.json"
+    if not run_file.is_file():
+        raise DataError(f"{run_file}: missing. Fix: run the train stage first (dvc repro).")
+    runs = read_json(run_file)["series"]
+    return {
+        r["series"]: AnomalyDetector.from_model(load_model(str(models / r["folder"] / "model.pt")))
+        for r in runs
+    }
+
+
+# ------------------------------------------------------------------------------------------ evaluate
+def row_windows(series: Any, labels: np.ndarray) -> list[tuple[int, int]]:
+    """Labelled anomaly windows as (first, last) rows: NAB's own windows, else NAB-style windows built
+    around the injected faults (10 % of the series shared between the events)."""
+    from aeflow.evaluation.nab import windows_from_labels
+
+    if series.nab:
+        import pandas as pd
+
+        ts = pd.to_datetime(series.frame["timestamp"])
+        out = []
+        for a, b in series.windows:
+            idx = np.flatnonzero((ts >= pd.Timestamp(a)) & (ts <= pd.Timestamp(b)))
+            if len(idx):
+                out.append((int(idx[0]), int(idx[-1])))
+        return out
+    return windows_from_labels(labels.astype(bool)) if labels.any() else []
+
+
+def recall_by_kind(
+    found: list[dict[str, Any]], injected: list[dict[str, Any]], offset: int
+) -> dict[str, float]:
+    """Event recall per fault kind: which faults a method sees and which it misses (e.g. a sensor stuck at a
+    plausible value in a steady regime leaves little to reconstruct wrongly)."""
+    detected = {int(e["start"]) + offset: bool(e["detected"]) for e in found}
+    by_kind: dict[str, list[bool]] = {}
+    for e in injected:
+        by_kind.setdefault(e["kind"], []).append(detected.get(int(e["start"]), False))
+    return {k: round(float(np.mean(v)), 4) for k, v in sorted(by_kind.items())}
+
+
+def method_scores(
+    params: Params, detector: Any, values: np.ndarray, bounds: dict[str, tuple[int, int]]
+) -> dict[str, tuple[np.ndarray, float, dict[str, Any]]]:
+    """Per-row scores and thresholds of the autoencoder and of every baseline, each fitted on the training
+    segment and thresholded by the same rule on the validation segment."""
+    from aeflow.data.windows import fill_missing
+    from aeflow.evaluation import anomaly
+    from aeflow.evaluation.thresholds import choose_threshold
+
+    ev = params.sensor.evaluate
+    (t0, t1), (v0, v1) = bounds["train"], bounds["val"]
+    ref = slice(v0, v1) if v1 - v0 >= 8 else slice(t0, t1)
+    out = {
+        "autoencoder": (
+            detector.score(values),
+            detector.threshold,
+            detector.config.get("threshold_details", {}),
+        )
+    }
+    filled = fill_missing(values)
+    train = filled[t0:t1]
+    for name in ev.baselines:
+        if name == "isolation_forest":
+            s = anomaly.isolation_forest_scores(train, filled, params.seed)
+        elif name == "rolling_zscore":
+            s = anomaly.rolling_zscore_scores(filled, ev.zscore_window)
+        else:
+            if filled.shape[1] < 2:  # PCA of one sensor has nothing to reconstruct from
+                continue
+            s = anomaly.pca_scores(train, filled, min(ev.pca_components, filled.shape[1] - 1))
+        s = np.asarray(s, dtype=np.float64)
+        thr, details = choose_threshold(s[ref], params.sensor.threshold)
+        out[name] = (s, float(thr), details)
+    return out
+
+
+def evaluate(
+    params: Params, data: Path, inputs: Path, models: Path, metrics: Path, plots: Path
+) -> dict[str, Any]:
+    """Score every series with the detector and the baselines; NAB score, point/event metrics, figures."""
+    from aeflow import tracking
+    from aeflow.data.sensor import read_series
+    from aeflow.evaluation import anomaly
+    from aeflow.evaluation.nab import (
+        PROFILES,
+        normalised_score,
+        null_score,
+        perfect_score,
+        probationary_length,
+        score_file,
+    )
+    from aeflow.report.figures import anomaly_timeline, bar_chart
+
+    detectors = load_detectors(models)
+    runs = {r["series"]: r for r in read_json(models / "run.json")["series"]}
+    series = read_series(inputs / "series")
+    events = read_json(inputs / "events.json") if (inputs / "events.json").is_file() else {}
+    profiles = params.sensor.evaluate.nab_profiles
+    report: dict[str, Any] = {"series": {}, "events": {k: len(v) for k, v in events.items()}}
+    nab_sums: dict[str, dict[str, list[float]]] = {}
+    with atomic_dir(plots) as tmp:
+        for s in series:
+            if s.name not in detectors:
+                raise DataError(
+                    f"{models / 'run.json'}: no detector for series {s.name!r}. Fix: dvc repro train."
+                )
+            d = detectors[s.name]
+            sensors = d.sensors
+            d.check_columns(sensor_columns(s.frame), f"{inputs / 'series'} ({s.name})")
+            values = s.frame[sensors].to_numpy(dtype=np.float32)
+            labels = s.frame["label"].to_numpy().astype(bool)
+            bounds = segments(s, params)
+            a0, a1 = bounds["test"]
+            windows = row_windows(s, labels)
+            probation = probationary_length(len(values))
+            per_method: dict[str, Any] = {}
+            scored = methods = method_scores(params, d, values, bounds)
+            for name, (score, thr, details) in scored.items():
+                flags = score > thr
+                # Detections count in the scored segment only (train/val are normal by construction).
+                flags[:a0] = False
+                m: dict[str, Any] = {"threshold": thr, "threshold_method": details.get("method")}
+                grace = d.length  # readings whose window still holds a faulty reading
+                m.update(anomaly.point_metrics(labels[a0:a1], flags[a0:a1]))
+                m["far_points"] = m.pop("far")
+                m["far"] = anomaly.false_alarm_rate(labels[a0:a1], flags[a0:a1], grace)
+                m.update(anomaly.event_metrics(labels[a0:a1], flags[a0:a1], tolerance=grace))
+                m.update(anomaly.ranking_metrics(labels[a0:a1], score[a0:a1]))
+                m["recall_by_kind"] = recall_by_kind(m.pop("events", []), events.get(s.name, []), a0)
+                for prof in profiles:
+                    raw, _ = score_file(flags, windows, PROFILES[prof], probation)
+                    null = null_score(windows, PROFILES[prof], probation)
+                    perfect = perfect_score(windows, PROFILES[prof], probation)
+                    m[f"nab_{prof}"] = normalised_score(raw, null, perfect) if perfect != null else None
+                    sums = nab_sums.setdefault(name, {}).setdefault(prof, [0.0, 0.0, 0.0])
+                    sums[0] += raw
+                    sums[1] += null
+                    sums[2] += perfect
+                per_method[name] = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in m.items()}
+            report["series"][s.name] = per_method
+
+            stem = safe_name(s.name)
+            score, thr, _ = methods["autoencoder"]
+            png = anomaly_timeline(
+                s.frame["timestamp"].to_numpy(),
+                values,
+                sensors,
+                score,
+                thr,
+                windows,
+                (score > thr) & (np.arange(len(score)) >= a0),
+                f"{s.name}: autoencoder reconstruction error",
+            )
+            (tmp / f"{stem}_timeline.png").write_bytes(png)
+            contrib = d.per_sensor(values)
+            in_event = labels & (np.arange(len(labels)) >= a0)
+            normal = ~labels
+            bars = {"normal readings": contrib[normal].mean(axis=0).tolist()}
+            if in_event.any():
+                bars["during anomalies"] = contrib[in_event].mean(axis=0).tolist()
+            (tmp / f"{stem}_sensors.png").write_bytes(
+                bar_chart(sensors, bars, "mean error", f"{s.name}: per-sensor contribution to the error")
+            )
+        summary: dict[str, Any] = {}
+        names = dict.fromkeys(m for per in report["series"].values() for m in per)
+        for name in names:
+            rows = [v[name] for v in report["series"].values() if name in v]
+            agg: dict[str, Any] = {}
+            for key in (
+                "precision",
+                "recall",
+                "f1",
+                "event_recall",
+                "far",
+                "far_points",
+                "mar",
+                "roc_auc",
+                "pr_auc",
+                "mean_detection_delay",
+            ):
+                vals = [r[key] for r in rows if r.get(key) is not None]
+                agg[key] = round(float(np.mean(vals)), 6) if vals else None
+            for prof, (raw, null, perfect) in nab_sums.get(name, {}).items():
+                agg[f"nab_{prof}"] = (
+                    round(normalised_score(raw, null, perfect), 4) if perfect != null else None
+                )
+            summary[name] = agg
+        report["summary"] = summary
+        write_json(tmp / "summary.json", summary)
+        write_json(metrics, {"summary": summary, "series": report["series"], "events": report["events"]})
+        figures = sorted(p.name for p in tmp.glob("*.png"))
+
+    for s in series:
+        run = runs.get(s.name)
+        if run is None:
+            continue
+        flat = {
+            f"test/{k}": v
+            for k, v in report["series"][s.name]["autoencoder"].items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        stem = safe_name(s.name)
+        tracking.log_to_run(
+            params.tracking,
+            run["run_id"],
+            metrics=flat,
+            artifacts=[(plots / f, "figures") for f in figures if f.startswith(stem + "_")]
+            + [(metrics, "evaluation")],
+        )
+    return report

@@ -1,0 +1,88 @@
+"""The sensor detector as an MLflow pyfunc model: what ``mlflow models serve`` runs.
+
+The pyfunc wraps scaler + windowing + autoencoder + threshold (:class:`~aeflow.evaluation.detector.
+AnomalyDetector`). Its only artifact is the weights-only ``model.pt`` written by the train stage (settings
+inside), so serving never unpickles a network. A request is a frame of readings, one row per time step in
+time order, with one column per sensor (other columns, e.g. a timestamp, are ignored); the answer has one
+row per reading: ``score``, ``flag`` and the ``threshold``. The first rows of a request are scored with a
+window padded by repeating the first reading, so even a 1-row request gets an answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from aeflow.config import TrackingParams
+
+
+class DetectorModel(mlflow.pyfunc.PythonModel):
+    """pyfunc flavour of the detector (loaded by reference: needs ``aeflow`` installed)."""
+
+    def load_context(self, context: Any) -> None:
+        from aeflow.evaluation.detector import AnomalyDetector
+        from aeflow.models.registry import load_model
+
+        self.detector = AnomalyDetector.from_model(load_model(context.artifacts["model"]))
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        d = self.detector
+        frame = pd.DataFrame(model_input)
+        d.check_columns([str(c) for c in frame.columns], "request")
+        values = frame[d.sensors].to_numpy(dtype=np.float32)
+        scores = d.score(values)
+        return pd.DataFrame(
+            {"score": scores.astype(np.float64), "flag": d.flags(scores), "threshold": d.threshold}
+        )
+
+
+def log_detector(
+    tracking: TrackingParams,
+    run_id: str,
+    model_file: Path,
+    sensors: list[str],
+    use_case: str,
+    description: str,
+) -> dict[str, str]:
+    """Log the detector pyfunc (with an input/output signature) to ``run_id`` and register a new version."""
+    import mlflow
+    import torch
+    from mlflow.models import infer_signature
+
+    from aeflow import __version__
+    from aeflow.tracking import client, registered_model_name
+
+    mlflow.set_tracking_uri(tracking.resolved_uri())
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+    name = registered_model_name(tracking, use_case)
+    example = pd.DataFrame({s: np.zeros(3, dtype=np.float64) for s in sensors})
+    output = pd.DataFrame({"score": [0.0] * 3, "flag": [False] * 3, "threshold": [1.0] * 3})
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="detector",
+            python_model=DetectorModel(),
+            artifacts={"model": str(model_file)},
+            signature=infer_signature(example, output),
+            pip_requirements=[
+                f"torch=={torch.__version__.split('+')[0]}",
+                f"mlflow=={mlflow.__version__}",
+                f"aeflow=={__version__}",
+            ],
+            registered_model_name=name,
+            await_registration_for=30,
+        )
+    version = str(info.registered_model_version)
+    client(tracking).update_model_version(name, version, description=description)
+    return {
+        "registered_model": name,
+        "version": version,
+        "model_uri": f"models:/{name}/{version}",
+        "logged_model_uri": info.model_uri,
+    }

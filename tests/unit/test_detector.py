@@ -1,0 +1,119 @@
+"""The sensor detector: scaling sees training data only, batch and online scores agree, the pyfunc
+answers frames of readings, and windows are what the models expect."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from aeflow.data.windows import Scaler, fill_missing, make_windows, pad_front
+from aeflow.evaluation.detector import AnomalyDetector, StreamScorer
+from aeflow.models.registry import build_model, load_model, save_model
+
+SENSORS = ["a", "b", "c"]
+
+
+def _series(n: int = 600, seed: int = 0) -> np.ndarray:
+    t = np.arange(n)
+    rng = np.random.default_rng(seed)
+    base = np.stack([np.sin(t / 20), np.cos(t / 20), np.sin(t / 20 + 1)], axis=1)
+    return (base * [1, 2, 3] + [10, -5, 0] + rng.normal(0, 0.05, (n, 3))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def detector() -> AnomalyDetector:
+    torch.manual_seed(0)
+    model = build_model(
+        {
+            "variant": "vanilla",
+            "architecture": "conv1d",
+            "latent_dim": 4,
+            "channels": [8],
+            "hidden_dims": [16],
+            "loss": "mse",
+        },
+        [3, 16],
+        output="identity",
+    ).eval()
+    values = _series()
+    model.data_config = {
+        "use_case": "sensor",
+        "sensors": SENSORS,
+        "window_length": 16,
+        "score_steps": 2,
+        "smoothing": 3,
+        "scaler": Scaler.fit(values[:300]).to_json(),
+        "threshold": 1.0,
+    }
+    return AnomalyDetector.from_model(model)
+
+
+def test_scaler_is_fitted_on_the_training_rows_only():
+    values = _series()
+    train = values[:300]
+    changed = values.copy()
+    changed[300:] *= 100  # anything after the training segment
+    a, b = Scaler.fit(changed[:300], "standard"), Scaler.fit(train, "standard")
+    np.testing.assert_array_equal(a.center, b.center)
+    np.testing.assert_allclose(Scaler.fit(train, "standard").transform(train).std(axis=0), 1.0, atol=1e-3)
+    robust = Scaler.fit(train, "robust").transform(train)
+    assert np.abs(np.median(robust, axis=0)).max() < 1e-3
+    constant = Scaler.fit(np.ones((10, 2), np.float32))
+    assert (constant.scale == 1).all()
+
+
+def test_windows_and_padding():
+    x = np.arange(20, dtype=np.float32).reshape(10, 2)
+    w = make_windows(x, 4, stride=2)
+    assert w.shape == (4, 2, 4)
+    np.testing.assert_array_equal(w[1, :, -1], x[5])  # window i ends at row i*stride + length - 1
+    padded = make_windows(pad_front(x, 4), 4)
+    assert len(padded) == len(x) and (padded[0] == x[0][:, None]).all()
+    filled = fill_missing(np.array([[np.nan], [1.0], [np.nan], [3.0]], np.float32), np.array([7.0]))
+    np.testing.assert_array_equal(
+        filled[:, 0], [7, 1, 1, 3]
+    )  # causal: carried forward, never from later rows
+
+
+def test_stream_scoring_equals_batch_scoring_with_missing_readings(detector):
+    values = _series(200, seed=1)
+    values[50, 1] = np.nan
+    values[51:54, 0] = np.nan
+    batch = detector.score(values)
+    scorer = StreamScorer(detector)
+    online = np.array([scorer.push(row)[0] for row in values])
+    np.testing.assert_allclose(online, batch, rtol=1e-5, atol=1e-6)
+    assert len(scorer.window) == detector.length  # constant memory
+
+
+def test_a_spike_raises_the_score_at_once(detector):
+    values = _series(300, seed=2)
+    values[200, 2] += 30
+    scores = detector.score(values)
+    assert scores[200] > 5 * np.median(scores[:190])
+
+
+def test_pyfunc_answers_readings_and_checks_columns(detector, tmp_path):
+    from aeflow.errors import DataError
+    from aeflow.tracking.serving import DetectorModel
+
+    save_model(detector.model, str(tmp_path / "model.pt"))
+    assert load_model(str(tmp_path / "model.pt")).data_config["sensors"] == SENSORS
+
+    from types import SimpleNamespace
+
+    pyfunc = DetectorModel()
+    pyfunc.load_context(SimpleNamespace(artifacts={"model": str(tmp_path / "model.pt")}))
+    values = _series(64, seed=3)
+    frame = pd.DataFrame(values, columns=SENSORS).assign(
+        timestamp=pd.date_range("2026-01-01", periods=64, freq="5min")
+    )
+    out = pyfunc.predict(None, frame)
+    assert list(out.columns) == ["score", "flag", "threshold"] and len(out) == 64
+    np.testing.assert_allclose(out["score"], detector.score(values), rtol=1e-6)
+    one = pyfunc.predict(None, frame.iloc[:1])
+    assert len(one) == 1 and np.isfinite(one["score"]).all()
+    with pytest.raises(DataError, match="missing sensor column"):
+        pyfunc.predict(None, frame.drop(columns=["b"]))

@@ -1,0 +1,153 @@
+"""Thresholds against known distributions and hand-computed arrays; smoothing and alarm events."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from aeflow.config import ThresholdParams
+from aeflow.errors import DataError, ParamsError
+from aeflow.evaluation.thresholds import (
+    choose_threshold,
+    detection_events,
+    mean_k_sigma_threshold,
+    percentile_threshold,
+    pot_threshold,
+    smooth,
+)
+
+
+# ------------------------------------------------------------------------------------------------ smoothing
+def test_smooth_trailing_mean_with_expanding_start():
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    np.testing.assert_allclose(smooth(x, 3), [1.0, 1.5, 2.0, 3.0, 4.0, 5.0])
+    np.testing.assert_array_equal(smooth(x, 1), x)
+    np.testing.assert_allclose(smooth(x, 10), np.cumsum(x) / np.arange(1, 7))  # window longer than series
+
+
+def test_smooth_is_causal():
+    rng = np.random.default_rng(0)
+    x = rng.random(500)
+    y = x.copy()
+    y[300:] = rng.random(200) * 100  # change only the future
+    for w in (1, 2, 7, 50):
+        np.testing.assert_array_equal(smooth(x, w)[:300], smooth(y, w)[:300])
+        # and a prefix smoothed alone (what an online monitor sees) gives the same values
+        np.testing.assert_allclose(smooth(x[:300], w), smooth(x, w)[:300], rtol=0, atol=1e-12)
+
+
+def test_smooth_matches_online_mean_of_last_scores():
+    from collections import deque
+
+    x = np.random.default_rng(1).random(200)
+    recent: deque[float] = deque(maxlen=9)
+    online = []
+    for v in x:
+        recent.append(float(v))
+        online.append(float(np.mean(recent)))
+    np.testing.assert_allclose(smooth(x, 9), online, rtol=0, atol=1e-12)
+
+
+def test_smooth_rejects_bad_window():
+    with pytest.raises(ParamsError):
+        smooth(np.ones(4), 0)
+
+
+# ----------------------------------------------------------------------------------- simple thresholds
+def test_percentile_threshold_exact():
+    x = np.arange(101, dtype=float)  # 0..100: the q-th percentile is q
+    assert percentile_threshold(x, 99.5) == pytest.approx(99.5)
+    assert percentile_threshold(x, 90) == pytest.approx(90.0)
+    assert percentile_threshold(np.array([3.0, 1.0, 2.0, 4.0]), 50) == pytest.approx(2.5)
+
+
+def test_mean_k_sigma_threshold_exact():
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])  # mean 3, population std sqrt(2)
+    assert mean_k_sigma_threshold(x, 2.0) == pytest.approx(3.0 + 2.0 * math.sqrt(2.0))
+    assert mean_k_sigma_threshold(np.full(10, 7.0), 4.0) == pytest.approx(7.0)
+
+
+def test_thresholds_refuse_nan_and_empty():
+    with pytest.raises(DataError, match="NaN"):
+        percentile_threshold(np.array([1.0, np.nan]), 99)
+    with pytest.raises(DataError, match="empty"):
+        mean_k_sigma_threshold(np.array([]), 3)
+
+
+# ------------------------------------------------------------------------------------------------------ POT
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pot_exponential_recovers_true_quantile(seed):
+    x = np.random.default_rng(seed).exponential(1.0, 20_000)
+    z, d = pot_threshold(x, 0.95, 1e-3)
+    truth = -math.log(1e-3)  # 6.91: P(X > z) = exp(-z)
+    assert abs(z - truth) / truth < 0.10
+    assert d["n_peaks"] == pytest.approx(1000, abs=2)
+    assert abs(d["gamma"]) < 0.1  # exponential tail: γ = 0
+    assert d["sigma"] == pytest.approx(1.0, rel=0.15)
+    assert d["t"] == pytest.approx(-math.log(0.05), rel=0.05)
+    assert d["fallback"] is None
+
+
+def test_pot_gaussian_false_alarm_rate_within_factor_two():
+    rng = np.random.default_rng(3)
+    z, d = pot_threshold(rng.normal(size=20_000), 0.95, 1e-3)
+    fresh = rng.normal(size=2_000_000)
+    rate = float(np.mean(fresh > z))
+    assert 0.5e-3 < rate < 2e-3
+    assert d["gamma"] < 0  # the Gaussian tail is lighter than exponential
+
+
+def test_pot_few_peaks_falls_back_to_exponential():
+    x = np.random.default_rng(0).exponential(1.0, 150)  # 95% quantile leaves ~8 excesses
+    z, d = pot_threshold(x, 0.95, 1e-3)
+    assert d["gamma"] == 0.0 and "exponential" in d["fallback"]
+    assert z == pytest.approx(d["t"] - d["sigma"] * math.log(1e-3 * 150 / d["n_peaks"]))
+
+
+def test_pot_constant_scores_and_bad_risk():
+    z, d = pot_threshold(np.full(1000, 0.25), 0.95, 1e-3)
+    assert z == 0.25 and d["n_peaks"] == 0
+    with pytest.raises(ParamsError, match="pot_risk"):
+        pot_threshold(np.random.default_rng(0).random(1000), 0.98, 0.05)
+
+
+# ----------------------------------------------------------------------------------------- choose_threshold
+@pytest.mark.parametrize("method", ["percentile", "mean_k_sigma", "pot"])
+def test_choose_threshold_explains_the_number(method):
+    val = np.random.default_rng(0).gamma(2.0, 0.1, 5000)
+    p = ThresholdParams(method=method, percentile=99.5, k=4.0, pot_quantile=0.95, pot_risk=1e-3, smoothing=1)
+    thr, d = choose_threshold(val, p)
+    assert d["method"] == method and d["threshold"] == thr
+    assert f"{thr:.4g}" in d["explanation"]
+    assert d["explanation"].startswith("flag when the reconstruction error exceeds")
+    if method == "percentile":
+        assert thr == pytest.approx(np.percentile(val, 99.5))
+        assert "99.5th percentile" in d["explanation"] and "0.5 %" in d["explanation"]
+        assert d["val_exceedance"] == pytest.approx(0.005)
+    elif method == "mean_k_sigma":
+        assert thr == pytest.approx(val.mean() + 4 * val.std())
+        assert d["k"] == 4.0
+    else:
+        assert {"t", "gamma", "sigma", "n_peaks"} <= d.keys()
+        assert "1 in 1,000" in d["explanation"]
+        assert d["val_exceedance"] == pytest.approx(1e-3, abs=1e-3)
+
+
+def test_choose_threshold_does_not_smooth_again():
+    raw = np.random.default_rng(0).gamma(2.0, 0.1, 5000)
+    smoothed = smooth(raw, 10)  # callers pass scores already smoothed, as AnomalyDetector.score does
+    p = ThresholdParams(method="percentile", percentile=99.0, smoothing=10)
+    thr, d = choose_threshold(smoothed, p)
+    assert thr == pytest.approx(np.percentile(smoothed, 99.0))
+    assert "smoothed" in d["explanation"] and "10 points" in d["explanation"] and d["smoothing"] == 10
+    assert np.mean(smoothed > thr) == pytest.approx(0.01, abs=1e-3)
+
+
+# ------------------------------------------------------------------------------------------------- events
+def test_detection_events():
+    assert detection_events(np.array([0, 1, 1, 0, 0, 1, 0, 1, 1, 1], bool)) == [(1, 3), (5, 6), (7, 10)]
+    assert detection_events(np.ones(3, bool)) == [(0, 3)]
+    assert detection_events(np.zeros(4, bool)) == []
+    assert detection_events(np.array([], bool)) == []
