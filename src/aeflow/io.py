@@ -90,6 +90,8 @@ def _json_default(obj: Any) -> Any:
         return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
+    if hasattr(obj, "isoformat"):  # datetime / pandas Timestamp in validation reports
+        return obj.isoformat()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 

@@ -5,7 +5,8 @@ Files:
 * ``data/raw/sensor``: one CSV per series + ``series.json`` (sensors, labelled windows, split bounds);
 * ``data/interim/sensor``: the same series with faults injected into the scored segment only, and
   ``events.json`` (kind, sensor, rows) — the ground truth for evaluation (inject_noise stage);
-* ``models/sensor/<series>/model.pt`` (weights + scaler, window, threshold), ``run.json`` (train);
+* ``models/sensor/<series>/model.pt`` (weights + scaler, window, threshold), ``run.json``, and
+  ``plots/sensor/recon/loss_<series>.csv`` per series (``plots/sensor/loss.csv``: the first) (train);
 * ``metrics/sensor.json``, ``plots/sensor/evaluation/`` (evaluate).
 """
 
