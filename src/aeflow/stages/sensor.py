@@ -319,8 +319,8 @@ def evaluate(
             windows = row_windows(s, labels)
             probation = probationary_length(len(values))
             per_method: dict[str, Any] = {}
-            scored = methods = method_scores(params, d, values, bounds)
-            for name, (score, thr, details) in scored.items():
+            methods = method_scores(params, d, values, bounds)
+            for name, (score, thr, details) in methods.items():
                 flags = score > thr
                 # Detections count in the scored segment only (train/val are normal by construction).
                 flags[:a0] = False
