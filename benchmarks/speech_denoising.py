@@ -39,6 +39,13 @@ def main() -> int:
     ap.add_argument("--test-speaker", default="theo")
     ap.add_argument("--val-speaker", default="lucas")
     ap.add_argument("--test-noise", default="running_tap.wav")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override, e.g. speech.model.latent_dim=512",
+    )
     args = ap.parse_args()
     if not (SHARED / "fsdd" / "recordings").is_dir():
         print(f"shared datasets not found at {SHARED}", file=sys.stderr)
@@ -68,6 +75,13 @@ def main() -> int:
     sp["validate"].update(max_silence_ratio=0.8)
     sp["train"].update(epochs=args.epochs, progress_bar=False)
     sp["evaluate"].update(num_audio_examples=0)
+    for item in args.set:  # same spirit as `dvc exp run -S`
+        key, value = item.split("=", 1)
+        *parents, leaf = key.split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
 
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
