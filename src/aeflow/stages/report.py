@@ -39,6 +39,20 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def loss_figure(csv_path: Path) -> str:
+    """Train/validation loss per epoch from the ``loss.csv`` a train stage wrote."""
+    from aeflow.report.figures import line_chart
+
+    history = _read_csv(_need(csv_path))
+    epochs = [int(r["epoch"]) for r in history]
+    series = {
+        name: [float(r[name]) if r.get(name) else None for r in history]
+        for name in ("train_loss", "val_loss")
+        if any(r.get(name) for r in history)
+    }
+    return h.img(line_chart(epochs, series, "epoch", "loss", "Loss per epoch"), "loss curve")
+
+
 def mlflow_link(params: Params, experiment_id: str, run_id: str) -> str:
     url = f"{params.tracking.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
     return f'<a href="{h.esc(url)}">{h.esc(run_id)}</a>'
@@ -70,7 +84,6 @@ def _validation_table(validation: dict[str, Any]) -> str:
 
 def mnist_section(params: Params, inputs: ReportInputs) -> str:
     """The compression section: metrics, AE vs PCA, per-epoch reconstructions, sweep, validation, runs."""
-    from aeflow.report.figures import line_chart
 
     uc = "mnist"
     metrics = read_json(_need(inputs.metrics / f"{uc}.json"))
@@ -114,15 +127,7 @@ def mnist_section(params: Params, inputs: ReportInputs) -> str:
         )
     )
 
-    history = _read_csv(_need(plots / "loss.csv"))
-    epochs = [int(r["epoch"]) for r in history]
-    series = {
-        name: [float(r[name]) if r.get(name) else None for r in history]
-        for name in ("train_loss", "val_loss")
-        if any(r.get(name) for r in history)
-    }
-    parts.append("<h3>Training</h3>")
-    parts.append(h.img(line_chart(epochs, series, "epoch", "loss", "Loss per epoch"), "loss curve"))
+    parts.append("<h3>Training</h3>" + loss_figure(plots / "loss.csv"))
     grids = sorted((plots / "recon").glob("epoch_*.png"))
     parts.append(
         "<h3>Reconstructions epoch by epoch</h3><p>The same fixed digits after every epoch: "
@@ -287,7 +292,6 @@ def mnist_full_section(params: Params, inputs: ReportInputs) -> str:
 def speech_section(params: Params, inputs: ReportInputs) -> str:
     """Speech denoising: scores per input SNR against the noisy input and two classical baselines,
     spectrograms and audio players for example mixtures, training curves and snapshots, validation."""
-    from aeflow.report.figures import line_chart
 
     uc = "speech"
     metrics = read_json(_need(inputs.metrics / f"{uc}.json"))
@@ -338,15 +342,7 @@ def speech_section(params: Params, inputs: ReportInputs) -> str:
                 parts.append(h.audio(wav, METHOD_LABELS.get(name, name)))
         parts.append("</div>")
 
-    history = _read_csv(_need(plots / "loss.csv"))
-    epochs = [int(r["epoch"]) for r in history]
-    series = {
-        name: [float(r[name]) if r.get(name) else None for r in history]
-        for name in ("train_loss", "val_loss")
-        if any(r.get(name) for r in history)
-    }
-    parts.append("<h3>Training</h3>")
-    parts.append(h.img(line_chart(epochs, series, "epoch", "loss", "Loss per epoch"), "loss curve"))
+    parts.append("<h3>Training</h3>" + loss_figure(plots / "loss.csv"))
     snaps = sorted((plots / "recon").glob("epoch_*.png"))
     if snaps:
         parts.append("<p>One validation utterance after the first and the last epoch:</p>")

@@ -73,9 +73,7 @@ def inject(params: Params, data: Path, out: Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------- train
-def _train_one(
-    params: Params, s: Any, models_dir: Path, plots_dir: Path, data_path: str, first: bool
-) -> dict[str, Any]:
+def _train_one(params: Params, s: Any, models_dir: Path, plots_dir: Path, data_path: str) -> dict[str, Any]:
     from aeflow import tracking
     from aeflow.data.windows import Scaler, fill_missing, make_windows
     from aeflow.evaluation.detector import AnomalyDetector
@@ -150,10 +148,6 @@ def _train_one(
         f"{model.variant_name} {cfg.model.architecture} detector for {s.name}: windows of {w.length}, "
         f"threshold {threshold:.4g} ({details.get('explanation', cfg.threshold.method)}).",
     )
-    if first:
-        tracking.bootstrap_champion(
-            params.tracking, registration["registered_model"], registration["version"]
-        )
     logger.finalize("success")
     return {
         "series": s.name,
@@ -182,7 +176,7 @@ def train(
     with contextlib.ExitStack() as stack:
         models_tmp = stack.enter_context(atomic_dir(models))
         loss_tmp = stack.enter_context(atomic_dir(plots / "recon"))
-        runs = [_train_one(params, s, models_tmp, loss_tmp, data_path, i == 0) for i, s in enumerate(series)]
+        runs = [_train_one(params, s, models_tmp, loss_tmp, data_path) for s in series]
         first = runs[0]
         with atomic_file(plots / "loss.csv") as tmp:
             tmp.write_bytes((loss_tmp / f"loss_{first['folder']}.csv").read_bytes())

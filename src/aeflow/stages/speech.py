@@ -282,16 +282,10 @@ def train(
             description=f"{model.variant_name} spectrogram autoencoder ({p.target} target), latent "
             f"{model.latent_dim}, {info['sample_rate']} Hz, trained {result.epochs} epochs on {data_path}.",
         )
-        tracking.bootstrap_champion(
-            params.tracking, registration["registered_model"], registration["version"]
-        )
         write_json(
             models_tmp / "run.json",
             {
-                "run_id": logger.run_id,
-                "experiment_id": logger.experiment_id,
-                "experiment_name": tracking.experiment_name(params.tracking, "speech"),
-                "tracking_uri": params.tracking.resolved_uri(),
+                **tracking.run_record(params.tracking, logger, "speech"),
                 **registration,
                 **summary,
             },

@@ -135,16 +135,10 @@ def run(
             description=f"{result.model.variant_name} autoencoder, latent {result.model.latent_dim}, "
             f"trained {result.epochs} epochs on {data} (DVC hash {tags[tracking.TAG_DATA_HASH]}).",
         )
-        tracking.bootstrap_champion(
-            params.tracking, registration["registered_model"], registration["version"]
-        )
         write_json(
             models_tmp / "run.json",
             {
-                "run_id": logger.run_id,
-                "experiment_id": logger.experiment_id,
-                "experiment_name": tracking.experiment_name(params.tracking, use_case),
-                "tracking_uri": params.tracking.resolved_uri(),
+                **tracking.run_record(params.tracking, logger, use_case),
                 **registration,
                 **summary,
             },

@@ -188,14 +188,31 @@ def log_and_register_model(
             registered_model_name=name,
             await_registration_for=30,
         )
+    return registered(tracking, name, info, description)
+
+
+def registered(tracking: TrackingParams, name: str, info: Any, description: str = "") -> dict[str, str]:
+    """After a logged model became a new version of ``name``: describe it, make it champion if there is
+    none yet (:func:`bootstrap_champion`), and return what ``run.json`` records about it."""
     version = str(info.registered_model_version)
     if description:
         client(tracking).update_model_version(name, version, description=description)
+    bootstrap_champion(tracking, name, version)
     return {
         "registered_model": name,
         "version": version,
         "model_uri": f"models:/{name}/{version}",
         "logged_model_uri": info.model_uri,
+    }
+
+
+def run_record(tracking: TrackingParams, logger: Any, use_case: str) -> dict[str, str]:
+    """Where a training run lives: the head of every ``run.json`` (evaluate logs into this run)."""
+    return {
+        "run_id": logger.run_id,
+        "experiment_id": logger.experiment_id,
+        "experiment_name": experiment_name(tracking, use_case),
+        "tracking_uri": tracking.resolved_uri(),
     }
 
 

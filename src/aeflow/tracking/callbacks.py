@@ -28,6 +28,15 @@ def _mlflow_logger(trainer: pl.Trainer) -> Any:
     return None
 
 
+def _save_and_log(trainer: pl.Trainer, path: Path, png: bytes) -> None:
+    """Write an epoch's figure and, when the run is tracked, log it under ``reconstructions/``."""
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(png)
+    logger = _mlflow_logger(trainer)
+    if logger is not None:
+        logger.experiment.log_artifact(logger.run_id, str(path), "reconstructions")
+
+
 class ReconstructionGrid(pl.Callback):
     """After every epoch, reconstruct the same fixed examples and save "originals above, recon below".
 
@@ -51,11 +60,7 @@ class ReconstructionGrid(pl.Callback):
         labels = ["input", "recon"] if self.targets is None else ["input", "target", "recon"]
         png = image_rows([*rows, recon], labels=labels)
         path = self.out_dir / f"epoch_{trainer.current_epoch + 1:03d}.png"
-        with atomic_file(path) as tmp:
-            tmp.write_bytes(png)
-        logger = _mlflow_logger(trainer)
-        if logger is not None:
-            logger.experiment.log_artifact(logger.run_id, str(path), "reconstructions")
+        _save_and_log(trainer, path, png)
 
 
 class EpochHistory(pl.Callback):
@@ -131,8 +136,4 @@ class SpectrogramSnapshots(pl.Callback):
         epoch = trainer.current_epoch + 1
         png = spectrograms(self.to_panels(output), self.rate, self.hop_length, f"epoch {epoch}")
         path = self.out_dir / f"epoch_{epoch:03d}.png"
-        with atomic_file(path) as tmp:
-            tmp.write_bytes(png)
-        logger = _mlflow_logger(trainer)
-        if logger is not None:
-            logger.experiment.log_artifact(logger.run_id, str(path), "reconstructions")
+        _save_and_log(trainer, path, png)

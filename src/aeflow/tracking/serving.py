@@ -57,7 +57,7 @@ def log_detector(
     from mlflow.models import infer_signature
 
     from aeflow import __version__
-    from aeflow.tracking import client, registered_model_name
+    from aeflow.tracking import registered, registered_model_name
 
     mlflow.set_tracking_uri(tracking.resolved_uri())
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
@@ -78,11 +78,4 @@ def log_detector(
             registered_model_name=name,
             await_registration_for=30,
         )
-    version = str(info.registered_model_version)
-    client(tracking).update_model_version(name, version, description=description)
-    return {
-        "registered_model": name,
-        "version": version,
-        "model_uri": f"models:/{name}/{version}",
-        "logged_model_uri": info.model_uri,
-    }
+    return registered(tracking, name, info, description)
