@@ -203,5 +203,111 @@ def monitor(
     print(f"# {n} readings, {flagged} flagged (threshold {detector.threshold:.6g})", file=sys.stderr)
 
 
+def _use_cases(value: str) -> list[str]:
+    from aeflow.config import USE_CASES
+
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in USE_CASES]
+    if unknown or not names:
+        console.print(f"[red]--use-case {value!r}: unknown; choose from {', '.join(USE_CASES)}[/red]")
+        raise typer.Exit(2)
+    return names
+
+
+@app.command("promote")
+def promote(
+    use_case: Annotated[str, typer.Option(help="mnist | speech | sensor")],
+    params: Annotated[Path, typer.Option(help="params file (gate settings: promotion.<use case>)")] = Path(
+        "params.yaml"
+    ),
+    dry_run: Annotated[bool, typer.Option(help="score and decide, but record nothing, move nothing")] = False,
+    history: Annotated[bool, typer.Option(help="print every version's gate record and exit")] = False,
+) -> None:
+    """Champion/challenger gate: promote the challenger only if it beats the champion by the margin.
+
+    Exit codes: 0 promoted, 3 kept the champion, 1 failed (nothing moved), 2 bad usage.
+    """
+    import json
+
+    from aeflow.config import load_params
+    from aeflow.stages import promote as gate
+
+    names = _use_cases(use_case)
+    if len(names) != 1:
+        console.print("[red]--use-case: promote decides for one use case at a time[/red]")
+        raise typer.Exit(2)
+    uc = names[0]
+    try:
+        loaded = load_params(params)
+        if history:
+            from aeflow.tracking import registered_model_name
+            from aeflow.tracking.promotion import history as read_history
+
+            name = registered_model_name(loaded.tracking, uc)
+            table = Table("version", "created", "aliases", "decision", "metric", "challenger", "champion")
+            for row in read_history(loaded.tracking, name):
+                g = row["gate"]
+                table.add_row(
+                    row["version"],
+                    row["created"],
+                    ", ".join(row["aliases"]),
+                    g.get("decision", "—"),
+                    g.get("metric", ""),
+                    g.get("challenger_score", ""),
+                    g.get("champion_score", "")
+                    + (f" (v{g['champion_version']})" if g.get("champion_version") else ""),
+                )
+            console.print(table)
+            return
+        record = gate.run(loaded, uc, dry_run=dry_run)
+    except AeflowError as exc:
+        console.print(f"[red]{uc}: {exc}[/red]")
+        raise typer.Exit(1) from None
+    print(json.dumps({k: v for k, v in record.items() if k != "scores"}, default=str, indent=1))
+    colour = "green" if record["decision"] == "promoted" else "yellow"
+    console.print(f"[{colour}]{uc}: {record['decision']} — {record['reason']}[/{colour}]")
+    raise typer.Exit(0 if record["decision"] == "promoted" else 3)
+
+
+@app.command("retrain")
+def retrain(
+    use_case: Annotated[str, typer.Option(help="comma-separated use cases")] = "mnist,speech,sensor",
+    landing: Annotated[
+        Path | None,
+        typer.Option(help="folder with new files in <use case>/ subfolders, moved into the source"),
+    ] = None,
+    params: Annotated[Path, typer.Option(help="params file")] = Path("params.yaml"),
+    report: Annotated[bool, typer.Option(help="re-render reports/index.html afterwards")] = True,
+) -> None:
+    """Scheduled retraining: ingest new data, dvc repro what changed, gate, report, summary.
+
+    Exit codes: 0 a champion was promoted, 3 every champion kept, 1 failed, 4 another retrain is running.
+    Run it from the repository root (cron / systemd / CI definitions in deploy/).
+    """
+    from aeflow.stages import retrain as job
+
+    names = _use_cases(use_case)
+    try:
+        code, summary = job.run(params, names, Path("."), landing=landing, report=report, echo=console.print)
+    except job.Busy as exc:
+        console.print(f"[yellow]{exc}[/yellow]")
+        raise typer.Exit(job.EXIT_BUSY) from None
+    except AeflowError as exc:
+        console.print(f"[red]retrain failed: {exc}[/red]")
+        raise typer.Exit(job.EXIT_FAILED) from None
+    table = Table("use case", "decision", "champion", "metric", "challenger", "champion score")
+    for uc, r in summary["use_cases"].items():
+        table.add_row(
+            uc,
+            r["decision"],
+            f"v{r.get('champion_before')} → v{r.get('champion_after')}",
+            str(r.get("metric") or ""),
+            f"{r['challenger_score']:.6g}" if isinstance(r.get("challenger_score"), float) else "—",
+            f"{r['champion_score']:.6g}" if isinstance(r.get("champion_score"), float) else "—",
+        )
+    console.print(table)
+    raise typer.Exit(code)
+
+
 if __name__ == "__main__":
     app()

@@ -144,7 +144,13 @@ class AugmentParams(Strict):
 
 
 class TrainParams(Strict):
-    """Optimisation and Lightning Trainer settings."""
+    """Optimisation and Lightning Trainer settings.
+
+    ``strategy``/``devices``/``num_nodes`` are handed to the Trainer unchanged, so scaling out is a params
+    change: e.g. ``strategy: ddp, devices: 4`` on one GPU machine, plus ``num_nodes: 2`` under a cluster
+    launcher (torchrun/SLURM). On CPU, DDP uses the gloo process-group backend. The defaults train in the
+    one process that runs the stage.
+    """
 
     epochs: PositiveInt = 15
     batch_size: PositiveInt = 128
@@ -154,7 +160,9 @@ class TrainParams(Strict):
     augment: AugmentParams = Field(default_factory=AugmentParams)
     num_recon_images: Annotated[int, Field(ge=1, le=64)] = 16
     accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
-    devices: PositiveInt = 1
+    strategy: str = "auto"
+    devices: PositiveInt | Literal["auto"] = 1
+    num_nodes: PositiveInt = 1
     deterministic: bool = True
     num_threads: PositiveInt | None = None
     progress_bar: bool = True
@@ -170,8 +178,24 @@ class EvaluateParams(Strict):
 class SweepParams(Strict):
     """AE against PCA at several latent sizes ("is this just fancy PCA?")."""
 
-    latent_dims: list[PositiveInt] = Field(default_factory=lambda: [2, 10, 32], min_length=1)
-    epochs: PositiveInt = 6
+    latent_dims: list[PositiveInt] = Field(default_factory=lambda: [2, 4, 8, 10, 16, 32, 64], min_length=1)
+    epochs: PositiveInt = 5
+
+
+class QuestionsParams(Strict):
+    """answer_questions: the seed's four questions, answered on the user's own data.
+
+    ``capacity_check`` retrains the model with every width multiplied by ``capacity_factor`` (same
+    epochs) to see whether a bigger network would reconstruct better; off by default because it costs a
+    second training. ``downstream_max_train`` caps the rows the downstream classifiers fit on, so full
+    MNIST does not spend minutes on raw-pixel logistic regression.
+    """
+
+    capacity_check: bool = False
+    capacity_factor: Annotated[int, Field(ge=2, le=8)] = 2
+    downstream_max_train: PositiveInt = 10000
+    mlp_hidden: list[PositiveInt] = Field(default_factory=lambda: [64], min_length=1)
+    projection_points: Annotated[int, Field(ge=100, le=20000)] = 3000
 
 
 class ImageNoiseParams(Strict):
@@ -254,6 +278,7 @@ class MnistParams(Strict):
     train: TrainParams = Field(default_factory=TrainParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     sweep: SweepParams = Field(default_factory=SweepParams)
+    questions: QuestionsParams = Field(default_factory=QuestionsParams)
     noise: ImageNoiseParams = Field(default_factory=ImageNoiseParams)
     variants: VariantsParams = Field(default_factory=VariantsParams)
 
@@ -636,14 +661,52 @@ class SensorParams(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class GateParams(Strict):
+    """The champion/challenger gate of one use case (``aeflow promote`` / ``aeflow retrain``).
+
+    Both models are scored on the same DVC-tracked evaluation set; the challenger replaces the champion only
+    when ``metric`` improves by at least ``margin`` (a fraction of the champion's score when
+    ``margin_type`` is relative, in the metric's own units when absolute), so noise between two equally good
+    trainings does not flip the alias back and forth.
+    """
+
+    metric: str
+    mode: Literal["min", "max"]
+    margin: Annotated[float, Field(ge=0)] = 0.01
+    margin_type: Literal["relative", "absolute"] = "relative"
+
+
+class PromotionParams(Strict):
+    """Gate per use case, and the lock that keeps two retrains from overlapping."""
+
+    mnist: GateParams = Field(default_factory=lambda: GateParams(metric="test/mse", mode="min"))
+    speech: GateParams = Field(
+        default_factory=lambda: GateParams(
+            metric="test/si_sdr_improvement", mode="max", margin=0.1, margin_type="absolute"
+        )
+    )
+    sensor: GateParams = Field(
+        default_factory=lambda: GateParams(
+            metric="test/pr_auc", mode="max", margin=0.005, margin_type="absolute"
+        )
+    )
+    lock_file: str = ".aeflow/retrain.lock"
+    log_file: str = ".aeflow/retrain.jsonl"
+
+
 class Params(Strict):
     """The whole ``params.yaml``."""
 
     seed: Annotated[int, Field(ge=0)] = 42
     tracking: TrackingParams = Field(default_factory=TrackingParams)
+    promotion: PromotionParams = Field(default_factory=PromotionParams)
     mnist: MnistParams = Field(default_factory=MnistParams)
     speech: SpeechParams = Field(default_factory=SpeechParams)
     sensor: SensorParams = Field(default_factory=SensorParams)
+
+    def dump(self) -> dict[str, Any]:
+        """The whole validated params as plain data, as ``params.yaml`` spells it (MLflow artifact)."""
+        return self.model_dump(mode="json", by_alias=True)
 
     def use_case(self, name: str) -> Any:
         """The section of one use case, with a clear error for unknown names."""

@@ -20,6 +20,7 @@ import torch
 
 from aeflow.config import TrainParams
 from aeflow.data.datamodules import PairDataModule
+from aeflow.errors import ParamsError
 from aeflow.models.base import BaseAutoencoder
 from aeflow.models.registry import build_model
 
@@ -47,6 +48,21 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
 
 
+def check_strategy(name: str) -> None:
+    """Stop on an unknown ``train.strategy`` with the names Lightning knows (before any process starts)."""
+    import difflib
+
+    from pytorch_lightning.strategies import StrategyRegistry
+
+    known = ["auto", *StrategyRegistry.available_strategies()]
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ParamsError(
+            f"train.strategy: unknown Lightning strategy {name!r}.{hint} Available: {', '.join(known)}."
+        )
+
+
 def make_trainer(
     train: TrainParams,
     *,
@@ -57,9 +73,14 @@ def make_trainer(
     has_val: bool = True,
     progress_bar: bool | None = None,
 ) -> pl.Trainer:
-    """A Trainer configured from params (CPU and deterministic by default)."""
+    """A Trainer configured from params (CPU, one process and deterministic by default).
+
+    ``train.strategy``/``devices``/``num_nodes`` scale the same run out (DDP & co.); Lightning's own
+    loggers and checkpointing write from rank 0 only, so a distributed fit still makes one MLflow run.
+    """
     from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 
+    check_strategy(train.strategy)
     cbs = list(callbacks)
     show_progress = train.progress_bar if progress_bar is None else progress_bar
     if show_progress:
@@ -78,7 +99,9 @@ def make_trainer(
     return pl.Trainer(
         max_epochs=epochs or train.epochs,
         accelerator=train.accelerator,
+        strategy=train.strategy,
         devices=train.devices,
+        num_nodes=train.num_nodes,
         deterministic=train.deterministic,
         logger=logger,
         callbacks=cbs,

@@ -167,13 +167,53 @@ def test_report_is_offline_and_complete(repo):
     # reconstruction strip, plus denoising, generation, class histogram and VAE interpolation figures.
     # Speech: two example spectrogram figures, its loss chart and the first/last epoch snapshots.
     # Sensor: the error timeline and the per-sensor contributions of the one simulated series.
-    assert len(images) == 1 + 1 + 2 + 1 + 2 + 2 * 5 + 4 + 2 + 1 + 2 + 2
+    # Questions: the MSE-vs-k chart again, downstream accuracy and fit time, 2-D and 3-D code projections.
+    assert len(images) == 1 + 1 + 2 + 1 + 2 + 5 + 2 * 5 + 4 + 2 + 1 + 2 + 2
     assert all(src.startswith("data:image/png;base64,") for src in images)
     assert not re.search(r'(src|href)="(https?:)?//(?!127\.0\.0\.1)', html)  # nothing from the internet
     assert "epoch 001" in html and "epoch 002" in html
     for name in ("vanilla", "denoising", "sparse", "contractive", "vae"):
         assert f"<td>{name}</td>" in html
     assert "Can it generate?" in html and "IWAE NLL" in html
+    for question in (
+        "1. Is this just fancy PCA?",
+        "2. How do I pick the latent size?",
+        "3. Why are my reconstructions blurry?",
+        "4. Can a vanilla autoencoder generate?",
+    ):
+        assert question in html
+    assert '<iframe title="interactive code projection" srcdoc=' in html and "&lt;canvas" in html
+    for uc in ("mnist", "speech", "sensor"):
+        assert f"Promotion history of <code>aeflow-{uc}</code>" in html
+
+
+def test_questions_are_answered_with_numbers(repo):
+    answers = json.loads((repo / "metrics/mnist_questions.json").read_text())
+    assert answers["latent_dim"] == 10 and answers["rule_of_thumb_k"] == 10 and answers["knee_k"] in (2, 4)
+    checks = {c["check"]: c for c in answers["blurry"]["checks"]}
+    assert set(checks) == {
+        "latent_size",
+        "loss_vs_data",
+        "leakage",
+        "under_training",
+        "over_fitting",
+        "capacity",
+    }
+    assert checks["leakage"]["verdict"] == "ok" and checks["leakage"]["evidence"]["exact_duplicates"] == 0
+    assert checks["loss_vs_data"]["verdict"] == "ok"  # BCE on grey levels in [0, 1]
+    assert checks["under_training"]["verdict"] == "skipped"  # 2 epochs: too few to measure a slope
+    rows = {(r["features"].split(" (")[0], r["classifier"]): r for r in answers["downstream"]}
+    assert len(rows) == 6 and all(0.1 < r["accuracy"] <= 1 for r in rows.values())
+    assert rows[("raw pixels", "logistic regression")]["dims"] == 784
+    assert rows[("AE codes", "logistic regression")]["dims"] == 10
+    html = (repo / "plots/mnist/questions/codes.html").read_text()
+    assert "<canvas" in html and not re.search(r"(src|href)=\"?(https?:)?//", html)
+    run = client(repo).get_run(json.loads((repo / "models/mnist/run.json").read_text())["run_id"])
+    assert "downstream/AE_codes_logistic_accuracy" in run.data.metrics
+    assert run.data.tags["aeflow.blur.leakage"] == "ok"
+    assert "questions/codes.html" in [
+        a.path for a in client(repo).list_artifacts(run.info.run_id, "questions")
+    ]
 
 
 def test_variants_are_compared_registered_and_shown_one_row_each(repo):
@@ -212,6 +252,15 @@ def test_mlflow_run_has_lineage_metrics_images_and_registered_model(repo):
     assert tags["mlflow.source.git.commit"] == head and tags["aeflow.git_dirty"] == "false"
     ingest_hash = lock_stage(repo, "ingest@mnist")["outs"][0]["md5"]
     assert tags["aeflow.data_hash"] == ingest_hash and tags["aeflow.use_case"] == "mnist"
+    # One `dvc repro` built everything: all of its runs, in every experiment, share one group tag.
+    assert tags["aeflow.run_group"].startswith("dvc-")
+    grouped = c.search_runs(
+        [e.experiment_id for e in c.search_experiments()],
+        f"tags.`aeflow.run_group` = '{tags['aeflow.run_group']}'",
+    )
+    assert {r.data.tags["aeflow.use_case"] for r in grouped} == {"mnist", "speech", "sensor"}
+    assert {r.data.tags["aeflow.stage"] for r in grouped} >= {"train", "sweep_latent"}
+    assert all("params.yaml" in [a.path for a in c.list_artifacts(r.info.run_id)] for r in grouped)
     assert run.data.params["model.variant"] == "vanilla" and run.data.params["train.epochs"] == "2"
     assert len(c.get_metric_history(run.info.run_id, "val/loss")) == 2  # one value per epoch
     for key in ("test/mse", "test/pca_mse", "test/ssim", "test/ae_over_pca_mse", "train/loss"):

@@ -81,16 +81,17 @@ def line_chart(
         pts = [(a, b) for a, b in zip(x, ys, strict=True) if b is not None and np.isfinite(b)]
         if pts:
             ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name)
-    for name, xv in (marks or {}).items():
-        ax.axvline(xv, ls="--", color="grey", lw=1)
+    for i, (name, xv) in enumerate((marks or {}).items()):
+        colour = ("grey", "tab:red", "tab:green")[i % 3]
+        ax.axvline(xv, ls="--", color=colour, lw=1)
         ax.annotate(
             name,
             (xv, 1),
             xycoords=("data", "axes fraction"),
-            xytext=(3, -12),
+            xytext=(3, -12 - 11 * i),
             textcoords="offset points",
             fontsize=8,
-            color="grey",
+            color=colour,
         )
     if logy:
         ax.set_yscale("log")

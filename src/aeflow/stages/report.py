@@ -281,9 +281,116 @@ def variants_section(params: Params, inputs: ReportInputs, uc: str) -> str:
     return "".join(parts)
 
 
+def questions_section(params: Params, inputs: ReportInputs, uc: str) -> str:
+    """The seed's four questions answered with this run's numbers, plus downstream speed-up and 2-D/3-D."""
+    import html as _html
+
+    answers = read_json(_need(inputs.metrics / f"{uc}_questions.json"))
+    sweep = read_json(_need(inputs.metrics / f"{uc}_sweep.json"))
+    variants = inputs.metrics / f"{uc}_variants" / "summary.json"
+    plots = inputs.plots / uc
+    k, rule, knee_k = answers["latent_dim"], answers["rule_of_thumb_k"], answers["knee_k"]
+    rows = sorted(((int(key[1:]), v) for key, v in sweep["by_k"].items()), key=lambda kv: kv[0])
+    wins = [kk for kk, v in rows if v["ae_over_pca"] < 1]
+    parts = ["<h3>1. Is this just fancy PCA?</h3>"]
+    best = min(rows, key=lambda kv: kv[1]["ae_over_pca"])
+    parts.append(
+        f"<p><b>{'No' if wins else 'Not here'}</b>: the autoencoder beats PCA at the same latent size at "
+        f"{len(wins)} of {len(rows)} sizes ({', '.join(map(str, wins)) or 'none'}); its largest edge is at "
+        f"k = {best[0]}, with {h.fmt(best[1]['ae_over_pca'], 3)}× PCA's test MSE ({sweep['epochs']} epochs "
+        "each). PCA is the best <i>linear</i> code; the AE's non-linear decoder is what buys the gap, and "
+        "where the gap is small a linear model is all the data needs.</p>"
+    )
+    parts.append(
+        h.table(
+            ["k", "AE MSE", "PCA MSE", "AE / PCA"],
+            [(kk, v["ae_mse"], v["pca_mse"], v["ae_over_pca"]) for kk, v in rows],
+        )
+    )
+    parts.append("<h3>2. How do I pick the latent size?</h3>")
+    parts.append(
+        f"<p>The rule of thumb round(log2({answers['input_size']})) gives <b>k = {rule}</b>; the sweep's "
+        f"knee (the smallest k within 10 % of the best AE error) is <b>k = {knee_k}</b>; this model uses "
+        f"<b>k = {k}</b>. Below the knee every extra dimension still buys visible detail; above it the "
+        "code mostly grows.</p>"
+    )
+    parts.append(h.img(_need(plots / "sweep" / "mse_vs_k.png").read_bytes(), "test MSE against latent size"))
+    blur = answers["blurry"]
+    parts.append(f"<h3>3. Why are my reconstructions blurry?</h3><p><b>{h.esc(blur['summary'])}</b></p>")
+    parts.append(
+        h.table(
+            ["check", "verdict", "evidence"],
+            [(c["check"].replace("_", " "), c["verdict"], c["message"]) for c in blur["checks"]],
+        )
+    )
+    parts.append("<h3>4. Can a vanilla autoencoder generate?</h3>")
+    if variants.is_file():
+        gen = read_json(variants).get("generation", {})
+        van, vae, real = gen.get("vanilla"), gen.get("vae"), gen.get("real_test_digits")
+        if van and vae and real:
+            parts.append(
+                "<p><b>Poorly.</b> A digit classifier reads decoded random codes of the vanilla AE with mean "
+                f"confidence {h.fmt(van['mean_max_probability'], 3)} (class entropy "
+                f"{h.fmt(van['class_entropy_bits'], 3)} bits), VAE samples with "
+                f"{h.fmt(vae['mean_max_probability'], 3)} ({h.fmt(vae['class_entropy_bits'], 3)} bits), real "
+                f"test digits with {h.fmt(real['mean_max_probability'], 3)} "
+                f"({h.fmt(real['class_entropy_bits'], 3)} bits). The vanilla AE has no prior over its "
+                "codes, so random codes land between the digits it learned; the VAE is trained so that "
+                'N(0, I) decodes to digits. Samples: see <a href="#variants">Autoencoder variants</a>.</p>'
+            )
+        else:
+            parts.append(
+                "<p>Add <code>vanilla</code> and <code>vae</code> to <code>mnist.variants.names</code>.</p>"
+            )
+    parts.append("<h3>What compression buys downstream</h3>")
+    ds = answers["downstream"]
+    parts.append(
+        "<p>The same classifiers fitted on raw pixels, on PCA codes and on AE codes of the same size (test "
+        "accuracy; wall-clock fit and predict time in this run).</p>"
+    )
+    parts.append(
+        h.table(
+            ["features", "dims", "classifier", "accuracy", "fit (s)", "predict (s)", "fit speed-up"],
+            [
+                (
+                    r["features"],
+                    r["dims"],
+                    r["classifier"],
+                    r["accuracy"],
+                    r["fit_seconds"],
+                    r["predict_seconds"],
+                    r.get("fit_speedup_vs_raw"),
+                )
+                for r in ds
+            ],
+        )
+    )
+    for name, alt in (("downstream_accuracy.png", "accuracy"), ("downstream_fit_time.png", "fit time")):
+        parts.append(h.img(_need(plots / "questions" / name).read_bytes(), f"downstream {alt}"))
+    parts.append("<h3>Codes in two and three dimensions</h3>")
+    proj = answers["projection"]
+    parts.append(
+        f"<p>Test codes coloured by digit: 2-D = {h.esc(proj['how_2d'])}"
+        + (f", 3-D = {h.esc(proj['how_3d'])}" if proj.get("how_3d") else "")
+        + ". The interactive view below needs no network: hover for a point's label, drag the 3-D view to "
+        "rotate it.</p>"
+    )
+    for name in ("codes_2d.png", "codes_3d.png"):
+        if (plots / "questions" / name).is_file():
+            parts.append(h.img((plots / "questions" / name).read_bytes(), name[:-4].replace("_", " ")))
+    page = _need(plots / "questions" / "codes.html").read_text(encoding="utf-8")
+    parts.append(
+        f'<iframe title="interactive code projection" srcdoc="{_html.escape(page, quote=True)}" '
+        'style="width:100%;height:560px;border:1px solid #ccc" sandbox="allow-scripts"></iframe>'
+    )
+    return "".join(parts)
+
+
 def mnist_full_section(params: Params, inputs: ReportInputs) -> str:
     return (
         mnist_section(params, inputs)
+        + '<h3 id="questions">Questions</h3>'
+        + questions_section(params, inputs, "mnist")
         + '<h3 id="variants">Autoencoder variants</h3>'
         + variants_section(params, inputs, "mnist")
     )
@@ -439,6 +546,61 @@ def sensor_section(params: Params, inputs: ReportInputs) -> str:
     return "".join(parts)
 
 
+def _num(text: str | None) -> str:
+    try:
+        return h.fmt(float(text)) if text not in (None, "") else ""
+    except ValueError:
+        return h.esc(text)
+
+
+def promotion_section(params: Params, uc: str) -> str:
+    """The registered versions of the use case's model, their aliases and the gate's decisions.
+
+    Read from the MLflow registry at render time (``aeflow retrain`` re-renders the report after its gate);
+    a store that cannot be read leaves a note instead of failing the report.
+    """
+    from aeflow.tracking import registered_model_name
+    from aeflow.tracking.promotion import history
+
+    name = registered_model_name(params.tracking, uc)
+    try:
+        rows = history(params.tracking, name)
+    except Exception as exc:  # the report must not depend on the tracking server being up
+        return f"<h3>Promotion history</h3><p>MLflow registry not readable ({h.esc(type(exc).__name__)}).</p>"
+    if not rows:
+        return f"<h3>Promotion history</h3><p>No registered versions of <code>{h.esc(name)}</code> yet.</p>"
+    gate = getattr(params.promotion, uc)
+    better = "lower" if gate.mode == "min" else "higher"
+    body = []
+    for r in rows[:20]:
+        g = r["gate"]
+        run = mlflow_link(params, r["experiment_id"], r["run_id"]) if r.get("experiment_id") else "—"
+        body.append(
+            [
+                h.esc(r["version"]),
+                h.esc(r["created"]),
+                h.esc(", ".join(r["aliases"]) or "—"),
+                h.esc(g.get("decision", "—")),
+                _num(g.get("challenger_score")),
+                _num(g.get("champion_score"))
+                + (f" (v{h.esc(g['champion_version'])})" if g.get("champion_version") else ""),
+                h.esc(g.get("reason", "")),
+                run,
+            ]
+        )
+    return (
+        f"<h3>Promotion history of <code>{h.esc(name)}</code></h3>"
+        f"<p>Gate: <code>{h.esc(gate.metric)}</code> ({better} is better), margin {h.esc(gate.margin)} "
+        f"({h.esc(gate.margin_type)}); <code>aeflow promote --use-case {uc}</code> "
+        "or <code>aeflow retrain</code> decide, newest first.</p>"
+        + h.table(
+            ["version", "registered", "aliases", "decision", "challenger", "champion", "why", "run"],
+            body,
+            raw_cells=True,
+        )
+    )
+
+
 SECTIONS = {
     "mnist": ("MNIST compression", mnist_full_section),
     "speech": ("Speech denoising", speech_section),
@@ -453,7 +615,7 @@ def run(use_cases: list[str], params: Params, inputs: ReportInputs, out: Path) -
         if uc not in SECTIONS:
             raise DataError(f"no report section for use case {uc!r}; available: {', '.join(SECTIONS)}")
         title, build = SECTIONS[uc]
-        sections.append((uc, title, build(params, inputs)))
+        sections.append((uc, title, build(params, inputs) + promotion_section(params, uc)))
     intro = (
         "<p>Generated by <code>dvc repro</code>. Open the runs with "
         f"<code>mlflow ui --backend-store-uri {h.esc(params.tracking.resolved_uri())} "

@@ -102,7 +102,9 @@ def _train_one(params: Params, s: Any, models_dir: Path, plots_dir: Path, data_p
     tags = tracking.lineage_tags(
         "sensor", "train", data_path, {tracking.TAG_VARIANT: cfg.model.variant, "aeflow.series": s.name}
     )
-    logger = tracking.make_logger(params.tracking, "sensor", f"sensor-{name}-{cfg.model.variant}-train", tags)
+    logger = tracking.make_logger(
+        params.tracking, "sensor", f"sensor-{name}-{cfg.model.variant}-train", tags, params.dump()
+    )
     logger.log_hyperparams(
         tracking.flatten({"seed": params.seed, "series": s.name, **cfg.model_dump(by_alias=True)})
     )
@@ -188,6 +190,11 @@ def train(
             **{k: first[k] for k in ("run_id", "experiment_id", "registered_model", "version", "model_uri")},
         }
         write_json(models_tmp / "run.json", summary)
+    from aeflow.tracking.promotion import mark_candidate
+
+    # One champion per registered model: the first series' detector is the candidate (NAB-style runs with
+    # many series register one version each, for the record and for serving any of them by version).
+    mark_candidate(params.tracking, first["registered_model"], first["version"])
     return {r["series"]: {"threshold": r["threshold"], "version": r["version"]} for r in runs}
 
 

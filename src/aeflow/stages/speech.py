@@ -229,7 +229,9 @@ def train(
     dm = PatchDataModule(sets["train"], sets["val"], cfg.train.batch_size)
 
     tags = tracking.lineage_tags("speech", "train", data_path, {tracking.TAG_VARIANT: cfg.model.variant})
-    logger = tracking.make_logger(params.tracking, "speech", f"speech-{cfg.model.variant}-train", tags)
+    logger = tracking.make_logger(
+        params.tracking, "speech", f"speech-{cfg.model.variant}-train", tags, params.dump()
+    )
     logger.log_hyperparams(tracking.flatten({"seed": params.seed, **cfg.model_dump(by_alias=True)}))
     snapshot = _snapshot_callback(processed, info, p)
     with contextlib.ExitStack() as stack:
@@ -271,9 +273,6 @@ def train(
             "train_patches_per_second": round(result.images_per_second, 1),
         }
         logger.log_metrics({"train/patches_per_second": result.images_per_second})
-        logger.experiment.log_dict(
-            logger.run_id, params.model_dump(mode="json", by_alias=True), "params.yaml"
-        )
         registration = tracking.log_and_register_model(
             params.tracking,
             logger.run_id,
@@ -291,6 +290,11 @@ def train(
             },
         )
     logger.finalize("success")
+    from aeflow.tracking.promotion import mark_candidate
+
+    summary["aliases"] = mark_candidate(
+        params.tracking, registration["registered_model"], registration["version"]
+    )
     return summary
 
 

@@ -24,6 +24,7 @@ def run(
     """Run the latent-size sweep for ``use_case``; see the module docstring."""
     from aeflow import tracking
     from aeflow.data.images import load_image_splits
+    from aeflow.evaluation.questions import knee
     from aeflow.report.figures import image_rows, line_chart
     from aeflow.stages.evaluate import compare_with_pca
     from aeflow.stages.train import check_validation, fixed_indices
@@ -70,12 +71,13 @@ def run(
             labels=["test", f"AE k={k}", f"PCA k={k}"],
         )
 
-    best = min(r["ae_mse"] for r in rows)
+    knee_k = knee(rows)
     summary = {
         "rule_of_thumb_k": rule_k,
         "epochs": section.sweep.epochs,
+        "input_size": input_size,
         "by_k": {f"k{r['k']}": {key: v for key, v in r.items() if key != "k"} for r in rows},
-        "smallest_k_within_10pct_of_best_ae": min(r["k"] for r in rows if r["ae_mse"] <= 1.1 * best),
+        "smallest_k_within_10pct_of_best_ae": knee_k,
     }
     chart = line_chart(
         [r["k"] for r in rows],
@@ -84,14 +86,14 @@ def run(
         "test MSE per pixel",
         "AE vs PCA at the same latent size",
         logy=True,
-        marks={f"log2 rule (k={rule_k})": rule_k},
+        marks={f"log2 rule (k={rule_k})": rule_k, f"knee (k={knee_k})": knee_k},
     )
     csv = "k,ae_mse,pca_mse,ae_over_pca\n" + "".join(
         f"{r['k']},{r['ae_mse']:.6g},{r['pca_mse']:.6g},{r['ae_over_pca']:.6g}\n" for r in rows
     )
 
     tags = tracking.lineage_tags(use_case, "sweep_latent", str(data))
-    logger = tracking.make_logger(params.tracking, use_case, f"{use_case}-sweep-latent", tags)
+    logger = tracking.make_logger(params.tracking, use_case, f"{use_case}-sweep-latent", tags, params.dump())
     with contextlib.ExitStack() as stack:
         fig_dir = stack.enter_context(atomic_dir(plots / "sweep"))
         for k, png in strips.items():

@@ -89,7 +89,7 @@ def run(
     model_section = section.model.model_dump()
     tags = tracking.lineage_tags(use_case, "train", str(data), {tracking.TAG_VARIANT: section.model.variant})
     logger = tracking.make_logger(
-        params.tracking, use_case, f"{use_case}-{section.model.variant}-train", tags
+        params.tracking, use_case, f"{use_case}-{section.model.variant}-train", tags, params.dump()
     )
     logger.log_hyperparams(tracking.flatten({"seed": params.seed, **section.model_dump(by_alias=True)}))
 
@@ -124,9 +124,6 @@ def run(
         logger.log_metrics(
             {"train/images_per_second": result.images_per_second, "train/latent_dim": result.model.latent_dim}
         )
-        logger.experiment.log_dict(
-            logger.run_id, params.model_dump(mode="json", by_alias=True), "params.yaml"
-        )
         registration = tracking.log_and_register_model(
             params.tracking,
             logger.run_id,
@@ -144,4 +141,9 @@ def run(
             },
         )
     logger.finalize("success")
+    from aeflow.tracking.promotion import mark_candidate
+
+    summary["aliases"] = mark_candidate(
+        params.tracking, registration["registered_model"], registration["version"]
+    )
     return summary

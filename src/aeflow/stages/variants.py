@@ -91,7 +91,9 @@ def run(
         needs_noisy = get_variant(name).needs_noisy_pairs
         pairs = model_inputs(splits, noisy_splits, needs_noisy)
         tags = tracking.lineage_tags(use_case, "compare_variants", str(data), {tracking.TAG_VARIANT: name})
-        logger = tracking.make_logger(params.tracking, use_case, f"{use_case}-{name}-compare", tags)
+        logger = tracking.make_logger(
+            params.tracking, use_case, f"{use_case}-{name}-compare", tags, params.dump()
+        )
         logger.log_hyperparams(
             tracking.flatten(
                 {

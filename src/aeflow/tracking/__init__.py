@@ -24,6 +24,8 @@ TAG_DATA_PATH = "aeflow.data_path"
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
 TAG_GIT_DIRTY = "aeflow.git_dirty"
 TAG_VARIANT = "aeflow.variant"
+TAG_RUN_GROUP = "aeflow.run_group"
+RUN_GROUP_ENV = "AEFLOW_RUN_GROUP"
 
 
 def experiment_name(tracking: TrackingParams, use_case: str) -> str:
@@ -82,6 +84,46 @@ def dvc_data_hash(data_path: str, lock_file: Path | str = "dvc.lock") -> str | N
     return None
 
 
+def _proc_stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, start time in clock ticks) of a Linux process, from ``/proc/<pid>/stat``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces and parentheses
+    return int(fields[1]), fields[19]
+
+
+def run_group() -> str:
+    """What groups the runs of one ``dvc repro`` (or ``dvc exp run``, or ``aeflow retrain``) invocation.
+
+    DVC starts every stage as a child process and tells it nothing about the invocation, so the stage walks
+    up its process ancestry to the ``dvc`` process and uses its pid and start time (unique on a machine);
+    ``AEFLOW_RUN_GROUP`` overrides it (``aeflow retrain`` sets it). Filter on the tag
+    ``aeflow.run_group`` in the MLflow UI to see one invocation's runs together.
+    """
+    import socket
+
+    if os.environ.get(RUN_GROUP_ENV):
+        return os.environ[RUN_GROUP_ENV]
+    pid = os.getppid()
+    for _ in range(16):
+        if pid <= 1:
+            break
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            break
+        words = [Path(w.decode(errors="replace")).name for w in cmdline[:3]]
+        info = _proc_stat(pid)
+        if info is None:
+            break
+        if "dvc" in words:
+            return f"dvc-{socket.gethostname()}-{pid}-{info[1]}"
+        pid = info[0]
+    return "none"
+
+
 def lineage_tags(
     use_case: str, stage: str, data_path: str, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
@@ -91,6 +133,7 @@ def lineage_tags(
         TAG_STAGE: stage,
         TAG_DATA_PATH: data_path,
         TAG_DATA_HASH: dvc_data_hash(data_path) or "unknown",
+        TAG_RUN_GROUP: run_group(),
         **git_info(),
     }
     if extra:
@@ -110,17 +153,30 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def make_logger(tracking: TrackingParams, use_case: str, run_name: str, tags: dict[str, str]) -> Any:
-    """An ``MLFlowLogger`` for the use case's experiment, creating it with an explicit artifact folder."""
+def make_logger(
+    tracking: TrackingParams,
+    use_case: str,
+    run_name: str,
+    tags: dict[str, str],
+    params: dict[str, Any] | None = None,
+) -> Any:
+    """An ``MLFlowLogger`` for the use case's experiment, creating it with an explicit artifact folder.
+
+    ``params`` (the whole validated ``params.yaml``) is logged as the run's ``params.yaml`` artifact, so
+    every run can be reproduced from what it carries, whatever section its flat params show.
+    """
     from pytorch_lightning.loggers import MLFlowLogger
 
-    return MLFlowLogger(
+    logger = MLFlowLogger(
         experiment_name=experiment_name(tracking, use_case),
         run_name=run_name,
         tracking_uri=tracking.resolved_uri(),
         tags=tags,
         artifact_location=artifact_location(tracking),
     )
+    if params is not None:
+        logger.experiment.log_dict(logger.run_id, params, "params.yaml")
+    return logger
 
 
 def client(tracking: TrackingParams) -> Any:
@@ -192,12 +248,12 @@ def log_and_register_model(
 
 
 def registered(tracking: TrackingParams, name: str, info: Any, description: str = "") -> dict[str, str]:
-    """After a logged model became a new version of ``name``: describe it, make it champion if there is
-    none yet (:func:`bootstrap_champion`), and return what ``run.json`` records about it."""
+    """After a logged model became a new version of ``name``: describe it and return what ``run.json``
+    records about it. Aliases move later, once the run has finished (:func:`aeflow.tracking.promotion.
+    mark_candidate`), so a run that fails after registering leaves no alias on its version."""
     version = str(info.registered_model_version)
     if description:
         client(tracking).update_model_version(name, version, description=description)
-    bootstrap_champion(tracking, name, version)
     return {
         "registered_model": name,
         "version": version,
@@ -214,18 +270,3 @@ def run_record(tracking: TrackingParams, logger: Any, use_case: str) -> dict[str
         "experiment_name": experiment_name(tracking, use_case),
         "tracking_uri": tracking.resolved_uri(),
     }
-
-
-def bootstrap_champion(tracking: TrackingParams, name: str, version: str) -> bool:
-    """Give ``version`` the ``champion`` alias if the registered model has no champion yet.
-
-    The first model trained is the best one there is, so ``models:/<name>@champion`` works right after the
-    first ``dvc repro``; later versions replace it only through the promotion gate.
-    """
-    c = client(tracking)
-    try:
-        c.get_model_version_by_alias(name, "champion")
-        return False
-    except Exception:  # MLflow raises MlflowException (RESOURCE_DOES_NOT_EXIST) when the alias is unset
-        c.set_registered_model_alias(name, "champion", version)
-        return True

@@ -1,0 +1,200 @@
+"""answer_questions: the seed's four questions, answered with numbers on the user's own data.
+
+1. *Is this just fancy PCA?* and 2. *Which latent size?* — from the latent sweep (``<uc>_sweep.json``):
+   AE and PCA test MSE at each k, the round(log2 D) rule and the knee (smallest k within 10 % of the best
+   AE error).
+3. *Why are my reconstructions blurry?* — :mod:`aeflow.evaluation.questions` checks, each with a verdict and
+   its evidence: latent size against the rule and the knee, loss against the data type, train/test
+   leakage, under-training and over-fitting (from the training run's ``loss.csv``), and capacity (a wider
+   retraining, when ``questions.capacity_check`` asks for it).
+4. *Can a vanilla autoencoder generate?* — answered by compare_variants (the report shows both).
+
+Plus what compression buys downstream (logistic regression and a small MLP on raw pixels, PCA codes and
+AE codes of the same size: accuracy, fit and predict time) and the codes in two and three dimensions (PNG
+and one offline interactive HTML page).
+
+Writes ``metrics/<uc>_questions.json`` and ``<plots>/questions/``; logs the same numbers (``questions/*``,
+``downstream/*``) and figures to the training run in MLflow.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aeflow.config import Params
+from aeflow.errors import DataError
+from aeflow.io import atomic_dir, read_json, write_json
+
+
+def _losses(path: Path) -> tuple[list[float], list[float]]:
+    if not path.is_file():
+        raise DataError(f"{path}: missing (the train stage writes it). Fix: dvc repro train.")
+    with path.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    train = [float(r["train_loss"]) for r in rows if r.get("train_loss")]
+    val = [float(r["val_loss"]) for r in rows if r.get("val_loss")]
+    return train, val
+
+
+def _wider(model_section: dict[str, Any], factor: int) -> dict[str, Any]:
+    """The same architecture with every width multiplied by ``factor`` (latent size unchanged)."""
+    out = dict(model_section)
+    out["channels"] = [c * factor for c in model_section.get("channels", [])]
+    out["hidden_dims"] = [h * factor for h in model_section.get("hidden_dims", [])]
+    return out
+
+
+def run(
+    use_case: str,
+    params: Params,
+    data: Path,
+    models: Path,
+    sweep: Path,
+    loss_csv: Path,
+    metrics: Path,
+    plots: Path,
+) -> dict[str, Any]:
+    """Answer the questions for ``use_case``; see the module docstring."""
+    from aeflow import tracking
+    from aeflow.data.images import load_image_splits
+    from aeflow.evaluation import questions as q
+    from aeflow.evaluation.baselines import PCABaseline
+    from aeflow.evaluation.downstream import compare_classifiers
+    from aeflow.evaluation.metrics import reconstruction_metrics
+    from aeflow.models.registry import load_model
+    from aeflow.report.figures import bar_chart
+    from aeflow.report.projection import latent_projections
+    from aeflow.training import encode, fit_autoencoder, predict
+
+    section = params.use_case(use_case)
+    cfg = section.questions
+    for f in (models / "model.pt", models / "run.json", sweep):
+        if not f.is_file():
+            raise DataError(f"{f}: missing. Fix: run the earlier stages first (dvc repro).")
+    run_info = read_json(models / "run.json")
+    model = load_model(str(models / "model.pt"))
+    splits = load_image_splits(data)
+    (train_x, train_y), (val_x, _), (test_x, test_y) = splits["train"], splits["val"], splits["test"]
+    input_size = math.prod(train_x.shape[1:])
+    k = int(model.latent_dim)
+    sweep_info = read_json(sweep)
+    sweep_rows = [{"k": int(name[1:]), **row} for name, row in sweep_info["by_k"].items()]
+    train_losses, val_losses = _losses(loss_csv)
+    test_mse = reconstruction_metrics(predict(model, test_x), test_x)["mse"]
+
+    checks = [
+        q.check_latent_size(k, input_size, sweep_rows),
+        q.check_loss_vs_data(section.model.loss, train_x),
+        q.check_leakage(train_x, test_x),
+        q.check_under_training(val_losses),
+        q.check_over_fitting(train_losses, val_losses),
+    ]
+    wider_mse = None
+    if cfg.capacity_check:
+        wide = fit_autoencoder(
+            _wider(section.model.model_dump(), cfg.capacity_factor),
+            train_x,
+            val_x,
+            section.train,
+            params.seed,
+            progress_bar=False,
+            where=f"{use_case}.model",
+        )
+        wider_mse = reconstruction_metrics(predict(wide.model, test_x), test_x)["mse"]
+    checks.append(q.check_capacity(test_mse, wider_mse))
+    blur = q.blur_report(checks)
+
+    # Downstream: the same classifiers on raw pixels, PCA codes and AE codes of the same size.
+    rng = np.random.default_rng(params.seed)
+    rows = rng.permutation(len(train_x))[: cfg.downstream_max_train]
+    tr_x, tr_y = train_x[rows], train_y[rows]
+    pca = PCABaseline(k).fit(train_x)
+    features = {
+        f"raw pixels ({input_size})": (
+            tr_x.reshape(len(tr_x), -1),
+            tr_y,
+            test_x.reshape(len(test_x), -1),
+            test_y,
+        ),
+        f"PCA codes ({k})": (pca.encode(tr_x), tr_y, pca.encode(test_x), test_y),
+        f"AE codes ({k})": (encode(model, tr_x), tr_y, encode(model, test_x), test_y),
+    }
+    downstream = compare_classifiers(features, params.seed, mlp_hidden=tuple(cfg.mlp_hidden))
+    raw_name = next(iter(features))
+    for r in downstream:
+        base = next(b for b in downstream if b["features"] == raw_name and b["classifier"] == r["classifier"])
+        r["fit_speedup_vs_raw"] = base["fit_seconds"] / r["fit_seconds"] if r["fit_seconds"] > 0 else None
+        r["accuracy_change_vs_raw"] = r["accuracy"] - base["accuracy"]
+
+    test_codes = encode(model, test_x)
+    views = latent_projections(
+        test_codes[: cfg.projection_points], test_y[: cfg.projection_points], f"AE codes (k={k})"
+    )
+
+    knee_k = q.knee(sweep_rows)
+    summary = {
+        "latent_dim": k,
+        "input_size": input_size,
+        "rule_of_thumb_k": q.rule_of_thumb_latent(input_size),
+        "knee_k": knee_k,
+        "test_mse": test_mse,
+        "blurry": blur,
+        "downstream": downstream,
+        "projection": {"how_2d": views["how_2d"], "how_3d": views["how_3d"]},
+    }
+    classifiers = sorted({r["classifier"] for r in downstream})
+    accuracy_png = bar_chart(
+        list(features),
+        {
+            c: [
+                next(r["accuracy"] for r in downstream if r["features"] == f and r["classifier"] == c)
+                for f in features
+            ]
+            for c in classifiers
+        },
+        "test accuracy",
+        "Classifiers on raw pixels vs codes of the same size",
+    )
+    fit_png = bar_chart(
+        list(features),
+        {
+            c: [
+                next(r["fit_seconds"] for r in downstream if r["features"] == f and r["classifier"] == c)
+                for f in features
+            ]
+            for c in classifiers
+        },
+        "fit time (s)",
+        "What compression buys: fit time",
+    )
+    with atomic_dir(plots / "questions") as tmp:
+        (tmp / "codes_2d.png").write_bytes(views["png_2d"])
+        if views["png_3d"] is not None:
+            (tmp / "codes_3d.png").write_bytes(views["png_3d"])
+        (tmp / "codes.html").write_text(views["html"], encoding="utf-8")
+        (tmp / "downstream_accuracy.png").write_bytes(accuracy_png)
+        (tmp / "downstream_fit_time.png").write_bytes(fit_png)
+        write_json(metrics, summary)
+
+    flat: dict[str, float] = {
+        "questions/blur_warnings": float(blur["warnings"]),
+        "questions/knee_k": float(knee_k) if knee_k is not None else float("nan"),
+    }
+    for r in downstream:
+        key = f"{r['features'].split(' (')[0].replace(' ', '_')}_{r['classifier'].split(' ')[0].lower()}"
+        flat[f"downstream/{key}_accuracy"] = r["accuracy"]
+        flat[f"downstream/{key}_fit_seconds"] = r["fit_seconds"]
+    tracking.log_to_run(
+        params.tracking,
+        run_info["run_id"],
+        metrics=flat,
+        artifacts=[(f, "questions") for f in sorted((plots / "questions").iterdir())]
+        + [(metrics, "questions")],
+        tags={f"aeflow.blur.{c['check']}": c["verdict"] for c in checks},
+    )
+    return summary
