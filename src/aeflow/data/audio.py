@@ -8,6 +8,7 @@ on float32 NumPy arrays in [-1, 1]; the functions that touch files raise :class:
 from __future__ import annotations
 
 import math
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -24,24 +25,66 @@ def read_audio(path: Path | str) -> tuple[np.ndarray, int]:
     """Read a WAV/FLAC file as float32 mono (channels averaged) and its sample rate.
 
     Raises:
-        DataError: the file is missing, not a readable audio file, empty, or holds NaN/inf samples.
+        DataError: the file is missing, empty, not a readable audio file, a truncated WAV, or holds NaN/inf
+            samples.
     """
     import soundfile as sf
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: audio file not found.")
+    if path.stat().st_size == 0:
+        raise DataError(
+            f"{path}: the file is empty (0 bytes), so it holds no audio. Fix: copy or export the recording "
+            "again, or remove the file."
+        )
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         raise DataError(
             f"{path}: not a readable audio file ({exc}). Fix: re-export it as WAV or FLAC, or remove it."
         ) from None
+    truncated = wav_truncation(path)
+    if truncated:
+        raise DataError(
+            f"{path}: the WAV file is truncated: {truncated}, so the end of the recording is missing "
+            "(an interrupted copy or download). Fix: copy or download the file again; to keep only the part "
+            "that is there, re-save it with an audio editor, which rewrites the header."
+        )
     if data.shape[0] == 0:
         raise DataError(f"{path}: the file holds no samples (0 frames). Fix: remove it or record it again.")
     if not np.isfinite(data).all():
         raise DataError(f"{path}: the file holds NaN or infinite samples. Fix: re-export it.")
     return data.mean(axis=1).astype(np.float32), int(rate)
+
+
+def wav_truncation(path: Path | str) -> str | None:
+    """Why a RIFF/WAVE file is cut short (its ``data`` chunk announces more bytes than follow), else None.
+
+    Why: libsndfile reads a truncated WAV without complaint, returning only the samples present, so an
+    interrupted download would silently become a shorter clip that may end mid-word. Sizes 0 and
+    0xFFFFFFFF mean "unknown" (streaming writers) and are not judged; other formats return None.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while pos + 8 <= size:
+            fh.seek(pos)
+            chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
+            if chunk_id == b"data":
+                available = size - pos - 8
+                if chunk_size in (0, 0xFFFFFFFF) or chunk_size <= available:
+                    return None
+                return (
+                    f"its header announces {chunk_size} bytes of samples but only {available} follow "
+                    f"({100 * available / chunk_size:.0f} %)"
+                )
+            pos += 8 + chunk_size + (chunk_size & 1)
+    return None
 
 
 def resample(x: np.ndarray, orig_rate: int, rate: int) -> np.ndarray:

@@ -347,6 +347,8 @@ def read_csv_series(
     because any repair would guess:
 
     - a wrong delimiter (the file parses into one column whose header holds another delimiter);
+    - a file cut mid-line (the last line has too few fields and no line break: a truncated copy);
+    - no header row (the first line holds values, so no column can be the timestamp);
     - a missing or unparseable timestamp (which time would the row have?);
     - duplicate timestamps outside NAB-labelled files (which of two readings is right?);
     - a text column (a sensor or a stray comment column? drop it or declare it the label column);
@@ -359,7 +361,11 @@ def read_csv_series(
     try:
         df = pd.read_csv(path, sep=delimiter, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty. Fix: remove it or fill it.") from None
+        raise DataError(
+            f"{path}: the file is empty ({path.stat().st_size} bytes, no header line and no readings); "
+            "expected a header line and one line per reading. Fix: copy or export the file again, or "
+            "remove it."
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(
             f"{path}: not a readable CSV with delimiter {delimiter!r} ({exc}). Fix: check the file, or set "
@@ -375,6 +381,15 @@ def read_csv_series(
                 f"which contains {found[0]!r}: the columns are probably separated by {found[0]!r}. Fix: set "
                 f"sensor.ingest.delimiter: {found[0]!r} (or leave it unset so it is sniffed from the file)."
             )
+    cut = _incomplete_last_line(path, delimiter, df.shape[1])
+    if cut is not None:
+        fields, text = cut
+        raise DataError(
+            f"{path}: the last line ({_lines([len(df) - 1])}) has {fields} of {df.shape[1]} fields "
+            f"({text[:60]!r}) and the file does not end with a line break: the file looks truncated (cut "
+            "mid-line, e.g. by an interrupted copy or download). Fix: copy or download the file again, or "
+            "delete the incomplete last line."
+        )
     is_nab_header = list(df.columns) == ["timestamp", "value"]
     layout = p.layout if p.layout != "auto" else ("nab" if is_nab_header else "wide")
     if layout == "nab" and not is_nab_header:
@@ -383,6 +398,13 @@ def read_csv_series(
             "['timestamp', 'value']. Fix: set layout: wide (or auto) for files with other columns."
         )
     tcol = "timestamp" if layout == "nab" else p.timestamp_column
+    if tcol not in df.columns and _looks_like_data(list(df.columns)):
+        raise DataError(
+            f"{path}: the first line {delimiter.join(df.columns)[:80]!r} holds values, not column names: the "
+            f"file has no header row, so there is no timestamp column {tcol!r}. Fix: add a header line "
+            f"naming the columns (the time column {tcol!r}, then one name per sensor), or set "
+            "sensor.ingest.timestamp_column to the name the time column has."
+        )
     if tcol not in df.columns:
         raise DataError(
             f"{path}: no timestamp column {tcol!r}; the columns are {list(df.columns)} (delimiter "
@@ -437,6 +459,42 @@ def read_csv_series(
             frame.loc[inside, "label"] = 1
     name = path.relative_to(root).as_posix() if root is not None and root.is_dir() else key or path.name
     return SensorSeries(name, frame, windows, str(path), nab=nab, warnings=warnings)
+
+
+def _incomplete_last_line(path: Path, delimiter: str, columns: int) -> tuple[int, str] | None:
+    """``(fields, text)`` of the last line when it has fewer than ``columns`` fields and no line break
+    follows it (a file cut mid-line), else None.
+
+    Why: pandas pads a short last line with NaN, so a truncated file would silently read as a last reading
+    that is missing, or (cut inside a number) as a wrong one.
+    """
+    with path.open("rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+        fh.seek(max(0, size - 65536))
+        tail = fh.read()
+    if not tail or tail.endswith((b"\n", b"\r")):
+        return None
+    text = tail.rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
+    fields = len(next(csv.reader([text], delimiter=delimiter), []))
+    return (fields, text) if fields < columns else None
+
+
+def _looks_like_data(cells: list[str]) -> bool:
+    """True when most header cells are numbers or timestamps, i.e. the first line is a row of data."""
+
+    def is_value(cell: str) -> bool:
+        try:
+            float(cell)
+            return True
+        except ValueError:
+            pass
+        try:
+            return pd.Timestamp(cell) is not pd.NaT
+        except (ValueError, TypeError, OverflowError):
+            return False
+
+    return sum(is_value(c) for c in cells) > len(cells) / 2
 
 
 def _check_order(frame: pd.DataFrame, path: Path, column: str) -> tuple[pd.DataFrame, list[str]]:
