@@ -19,18 +19,38 @@ app = typer.Typer(
 console = Console(soft_wrap=True)  # messages name files: never break them across lines
 
 
+def model_input_shape(params: object, use_case: str) -> list[int] | None:
+    """The shape of one model input as the train stage will see it, when params alone determine it
+    (None for sensor CSVs, whose column count only the data knows)."""
+    if use_case == "mnist":
+        return [1, 28, 28]
+    if use_case == "speech":
+        sp = params.speech.spectrogram  # type: ignore[attr-defined]
+        bins = sp.n_mels if sp.scale == "mel" else sp.n_fft // 2 + 1
+        return [1, bins, sp.patch_frames]
+    ingest = params.sensor.ingest  # type: ignore[attr-defined]
+    if ingest.source == "simulator":
+        return [len(ingest.sensors), params.sensor.windows.length]  # type: ignore[attr-defined]
+    return None
+
+
 @app.command("check-params")
 def check_params(
     params: Annotated[Path, typer.Option(help="params file to validate")] = Path("params.yaml"),
 ) -> None:
     """Validate a params file (including each use case's model section) without running anything."""
     from aeflow.config import USE_CASES, load_params
-    from aeflow.models.registry import variant_config
+    from aeflow.models.registry import build_model, variant_config
 
     try:
         loaded = load_params(params)
         for uc in USE_CASES:
-            variant_config(loaded.use_case(uc).model.model_dump(), where=f"{uc}.model", file=str(params))
+            section = loaded.use_case(uc).model.model_dump()
+            variant_config(section, where=f"{uc}.model", file=str(params))
+            shape = model_input_shape(loaded, uc)
+            if shape is not None:  # build it (no training): latent size and layer shapes against the data
+                output = "sigmoid" if uc == "mnist" else "identity"
+                build_model(section, shape, output=output, where=f"{uc}.model", file=str(params))
     except AeflowError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
