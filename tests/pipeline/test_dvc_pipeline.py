@@ -625,6 +625,38 @@ def test_exp_run_changes_latent_size_and_metrics_diff_shows_it(repo):
     assert "latent_dim" in json.dumps(shown) and len(shown) >= 1
 
 
+def test_plots_diff_compares_the_experiment_with_the_baseline(repo, tmp_path):
+    """After the exp run above the workspace differs from HEAD: `dvc plots diff` shows both, offline."""
+    res = sh(repo, "dvc", "plots", "diff", "HEAD", "--json")
+    data = json.loads(res.stdout)["data"]
+    for name in (
+        "mnist_loss",
+        "mnist_mse_vs_latent",
+        "speech_loss",
+        "sensor_pr_curves",
+        "sensor_error_timeline",
+    ):
+        assert set(data[name][0]["revisions"]) == {"workspace", "HEAD"}, name
+    pr = data["sensor_pr_curves"][0]["content"]["data"]["values"]
+    assert {v["rev"] for v in pr} == {"workspace", "HEAD"} and all(0 <= float(v["recall"]) <= 1 for v in pr)
+    assert any(k.startswith("plots/mnist/recon/epoch_") for k in data)  # reconstruction grids as images
+    out = tmp_path / "plots"
+    sh(repo, "dvc", "plots", "diff", "HEAD", "-o", str(out))
+    assert (out / "index.html").is_file()
+
+
+def test_dvc_remote_is_one_setting(repo, tmp_path):
+    remote = tmp_path / "remote"
+    sh(repo, "dvc", "remote", "add", "--local", "-d", "scratch", str(remote))
+    try:
+        sh(repo, "dvc", "push", "models/mnist")
+        assert any(remote.rglob("*")), "nothing was pushed"
+        status = sh(repo, "dvc", "status", "--cloud", "models/mnist").stdout
+        assert "new:" not in status and "missing" not in status
+    finally:
+        sh(repo, "dvc", "remote", "remove", "--local", "scratch")
+
+
 def test_exp_run_switches_the_main_variant(repo):
     sh(repo, "git", "checkout", "--", ".")  # back to the committed baseline (the last test left its exp)
     sh(repo, "dvc", "checkout", "--force")

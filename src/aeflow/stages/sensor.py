@@ -280,6 +280,28 @@ def method_scores(
     return out
 
 
+def _write_pr_curve(path: Path, labels: np.ndarray, scores: np.ndarray, points: int = 200) -> None:
+    """Precision against recall over every threshold (at most ``points`` rows) as CSV for ``dvc plots``."""
+    from sklearn.metrics import precision_recall_curve
+
+    if not labels.any() or labels.all():
+        path.write_text("recall,precision\n", encoding="utf-8")
+        return
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    keep = np.unique(np.linspace(0, len(recall) - 1, min(points, len(recall))).round().astype(int))
+    rows = "".join(f"{recall[i]:.5f},{precision[i]:.5f}\n" for i in keep[::-1])
+    path.write_text("recall,precision\n" + rows, encoding="utf-8")
+
+
+def _write_timeline(
+    path: Path, method: tuple[np.ndarray, float, Any], labels: np.ndarray, start: int
+) -> None:
+    """The autoencoder's error over the scored segment with its threshold and the true labels (CSV)."""
+    score, thr, _ = method
+    rows = "".join(f"{i},{score[i]:.6g},{thr:.6g},{int(labels[i])}\n" for i in range(start, len(score)))
+    path.write_text("step,score,threshold,anomaly\n" + rows, encoding="utf-8")
+
+
 def evaluate(
     params: Params, data: Path, inputs: Path, models: Path, metrics: Path, plots: Path
 ) -> dict[str, Any]:
@@ -346,6 +368,10 @@ def evaluate(
             report["series"][s.name] = per_method
 
             stem = safe_name(s.name)
+            if s is series[0]:  # data for `dvc plots` (first series): PR curve per method, error timeline
+                for name, (sc, _, _) in methods.items():
+                    _write_pr_curve(tmp / f"pr_{name}.csv", labels[a0:a1], sc[a0:a1])
+                _write_timeline(tmp / "timeline.csv", methods["autoencoder"], labels, a0)
             score, thr, _ = methods["autoencoder"]
             png = anomaly_timeline(
                 s.frame["timestamp"].to_numpy(),
