@@ -657,6 +657,7 @@ class SensorParams(Strict):
     train: TrainParams = Field(default_factory=_sensor_train)
     threshold: ThresholdParams = Field(default_factory=ThresholdParams)
     evaluate: SensorEvaluateParams = Field(default_factory=SensorEvaluateParams)
+    sweep: SweepParams = Field(default_factory=lambda: SweepParams(latent_dims=[2, 4, 8, 16, 32], epochs=15))
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -76,6 +76,7 @@ TINY_SENSOR = {
     "windows": {"length": 16},
     "model": {"channels": [8, 16], "hidden_dims": [16], "latent_dim": 8},
     "train": {"epochs": 3, "progress_bar": False},
+    "sweep": {"latent_dims": [2, 4], "epochs": 2},
 }
 
 
@@ -168,7 +169,8 @@ def test_report_is_offline_and_complete(repo):
     # Speech: two example spectrogram figures, its loss chart and the first/last epoch snapshots.
     # Sensor: the error timeline and the per-sensor contributions of the one simulated series.
     # Questions: the MSE-vs-k chart again, downstream accuracy and fit time, 2-D and 3-D code projections.
-    assert len(images) == 1 + 1 + 2 + 1 + 2 + 5 + 2 * 5 + 4 + 2 + 1 + 2 + 2
+    # Sensor: plus its AE-vs-PCA latent sweep chart.
+    assert len(images) == 1 + 1 + 2 + 1 + 2 + 5 + 2 * 5 + 4 + 2 + 1 + 2 + 2 + 1
     assert all(src.startswith("data:image/png;base64,") for src in images)
     assert not re.search(r'(src|href)="(https?:)?//(?!127\.0\.0\.1)', html)  # nothing from the internet
     assert "epoch 001" in html and "epoch 002" in html
@@ -462,6 +464,14 @@ def test_sensor_detector_beats_nothing_and_reports_every_metric(repo):
     }
     html = (repo / "reports/index.html").read_text()
     assert "Sensor anomaly detection" in html and "The threshold" in html
+    # The latent sweep runs for sensor windows too (fixed input size: 5 sensors × 16 readings).
+    sweep = json.loads((repo / "metrics/sensor_sweep.json").read_text())
+    assert (
+        sweep["input_size"] == 80 and sweep["rule_of_thumb_k"] == 6 and sorted(sweep["by_k"]) == ["k2", "k4"]
+    )
+    assert all(v["pca_mse"] > 0 and v["ae_mse"] > 0 for v in sweep["by_k"].values())
+    header = (repo / "plots/sensor/evaluation/pr_autoencoder.csv").read_text().splitlines()[0]
+    assert header == "recall,precision"
 
 
 def test_served_detector_answers_http_and_monitor_streams(repo, tmp_path):

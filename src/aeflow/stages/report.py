@@ -489,6 +489,29 @@ SENSOR_METRICS = {
 }
 
 
+def sweep_block(sweep: dict[str, Any], folder: Path, unit: str) -> str:
+    """AE against PCA at each latent size, with the rule of thumb and the knee, for any use case."""
+    rows = sorted(((int(key[1:]), v) for key, v in sweep["by_k"].items()), key=lambda kv: kv[0])
+    wins = [k for k, v in rows if v["ae_over_pca"] < 1]
+    verdict = (
+        f"the autoencoder beats PCA at k = {', '.join(map(str, wins))}"
+        if wins
+        else "PCA reconstructs these inputs better at every size tried: the data is close to linear, "
+        "and a linear code is all it needs"
+    )
+    return (
+        "<h3>Latent size: AE against PCA</h3>"
+        + h.table(
+            ["k", "AE MSE", "PCA MSE", "AE / PCA"],
+            [(k, v["ae_mse"], v["pca_mse"], v["ae_over_pca"]) for k, v in rows],
+        )
+        + f"<p>Test MSE per {h.esc(unit)}, each AE trained {sweep['epochs']} epochs. Rule of thumb "
+        f"round(log2({sweep.get('input_size', '?')})) = {sweep['rule_of_thumb_k']}; knee (smallest k within "
+        f"10 % of the best AE error) = {sweep['smallest_k_within_10pct_of_best_ae']}; {h.esc(verdict)}.</p>"
+        + h.img(_need(folder / "mse_vs_k.png").read_bytes(), "MSE against latent size")
+    )
+
+
 def sensor_section(params: Params, inputs: ReportInputs) -> str:
     """Anomaly detection: detector vs baselines, the threshold explained, error timelines, sensors."""
     uc = "sensor"
@@ -522,6 +545,9 @@ def sensor_section(params: Params, inputs: ReportInputs) -> str:
     parts.append("<h3>Error over time</h3>")
     for f in sorted(evaluation.glob("*.png")):
         parts.append(h.img(f.read_bytes(), f.stem, f.stem.replace("_", " ")))
+    sweep_file = inputs.metrics / f"{uc}_sweep.json"
+    if sweep_file.is_file():
+        parts.append(sweep_block(read_json(sweep_file), inputs.plots / uc / "sweep", "window values"))
     parts.append("<h3>Data validation</h3>" + _validation_table(validation))
     parts.append(
         "<h3>MLflow and serving</h3>"

@@ -14,8 +14,36 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from aeflow.config import Params
+from aeflow.errors import DataError
 from aeflow.io import atomic_dir, atomic_file, write_json
+
+
+def sensor_windows(params: Params, data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scaled windows of the first ingested series (no injected faults): train (the detector's stride),
+    val and test (non-overlapping), with the scaler fitted on the training segment only."""
+    from aeflow.data.sensor import read_series
+    from aeflow.data.windows import Scaler, fill_missing, make_windows
+    from aeflow.stages.sensor import segments, sensor_columns
+
+    s = read_series(data)[0]
+    w = params.sensor.windows
+    values = s.frame[sensor_columns(s.frame)].to_numpy(dtype=np.float32)
+    bounds = segments(s, params)
+    (t0, t1), (v0, v1), (a0, a1) = bounds["train"], bounds["val"], bounds["test"]
+    scaler = Scaler.fit(values[t0:t1], w.scaler)
+    filled = scaler.transform(fill_missing(values, scaler.center))
+    train = make_windows(filled[t0:t1], w.length, w.train_stride)
+    val = make_windows(filled[v0:v1], w.length, w.length)
+    test = make_windows(filled[a0:a1], w.length, w.length)
+    if min(len(train), len(test)) < 2:
+        raise DataError(
+            f"{data}: too few windows of {w.length} readings for a latent sweep. "
+            "Fix: use a longer series or a smaller sensor.windows.length."
+        )
+    return train, val, test
 
 
 def run(
@@ -23,7 +51,6 @@ def run(
 ) -> dict[str, Any]:
     """Run the latent-size sweep for ``use_case``; see the module docstring."""
     from aeflow import tracking
-    from aeflow.data.images import load_image_splits
     from aeflow.evaluation.questions import knee
     from aeflow.report.figures import image_rows, line_chart
     from aeflow.stages.evaluate import compare_with_pca
@@ -32,11 +59,22 @@ def run(
 
     check_validation(validation)
     section = params.use_case(use_case)
-    splits = load_image_splits(data)
-    (train_x, _), (val_x, _), (test_x, test_y) = splits["train"], splits["val"], splits["test"]
+    if use_case == "mnist":
+        from aeflow.data.images import load_image_splits
+
+        splits = load_image_splits(data)
+        (train_x, _), (val_x, _), (test_x, test_y) = splits["train"], splits["val"], splits["test"]
+        chosen: np.ndarray | None = fixed_indices(test_y, 10)
+        output, clip, batch_size = "sigmoid", section.evaluate.clip_pca, section.evaluate.batch_size
+    elif use_case == "sensor":
+        train_x, val_x, test_x = sensor_windows(params, data)
+        chosen, output, clip, batch_size = None, "identity", False, 1000
+    else:
+        raise DataError(
+            f"sweep_latent: use case {use_case!r} has no fixed-size inputs to sweep (mnist, sensor have)."
+        )
     input_size = math.prod(train_x.shape[1:])
     rule_k = max(1, round(math.log2(input_size)))
-    chosen = fixed_indices(test_y, 10)
 
     rows: list[dict[str, Any]] = []
     strips: dict[int, bytes] = {}
@@ -49,12 +87,11 @@ def run(
             section.train,
             params.seed,
             epochs=section.sweep.epochs,
+            output=output,
             progress_bar=False,
             where=f"{use_case}.model",
         )
-        res = compare_with_pca(
-            fit.model, train_x, test_x, section.evaluate.batch_size, section.evaluate.clip_pca
-        )
+        res = compare_with_pca(fit.model, train_x, test_x, batch_size, clip)
         rec = res.pop("_recon")
         rows.append(
             {
@@ -66,10 +103,11 @@ def run(
                 "pca_ssim": res["pca"].get("ssim"),
             }
         )
-        strips[k] = image_rows(
-            [test_x[chosen], rec["ae"][chosen], rec["pca"][chosen]],
-            labels=["test", f"AE k={k}", f"PCA k={k}"],
-        )
+        if chosen is not None:
+            strips[k] = image_rows(
+                [test_x[chosen], rec["ae"][chosen], rec["pca"][chosen]],
+                labels=["test", f"AE k={k}", f"PCA k={k}"],
+            )
 
     knee_k = knee(rows)
     summary = {
@@ -83,7 +121,7 @@ def run(
         [r["k"] for r in rows],
         {"autoencoder": [r["ae_mse"] for r in rows], "PCA": [r["pca_mse"] for r in rows]},
         "latent size k",
-        "test MSE per pixel",
+        "test MSE per value",
         "AE vs PCA at the same latent size",
         logy=True,
         marks={f"log2 rule (k={rule_k})": rule_k, f"knee (k={knee_k})": knee_k},
