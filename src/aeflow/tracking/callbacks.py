@@ -83,6 +83,12 @@ class EpochHistory(pl.Callback):
         self.rows.append(row)
         self.write()
 
+    def state_dict(self) -> dict[str, Any]:  # kept in checkpoints: a resumed fit writes every epoch's row
+        return {"rows": [dict(r) for r in self.rows]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = [dict(r) for r in state_dict.get("rows", [])]
+
     def write(self) -> None:
         fields = list(dict.fromkeys(k for row in self.rows for k in row))
         buf = io.StringIO()
