@@ -597,6 +597,10 @@ class ThresholdParams(Strict):
     ``percentile`` of the validation errors; ``mean_k_sigma`` (mean + k·std of the validation errors);
     ``pot`` (peaks over threshold: a generalised Pareto tail fitted above the ``pot_quantile`` of validation
     errors, threshold at false-alarm ``pot_risk`` per point).
+
+    ``flatline_min_run``: a sensor that repeats one exact reading for this many samples, and for twice
+    the longest repeat it showed in training, is flagged as stuck (0 turns the guard off); a frozen value
+    is the one fault a reconstruction error cannot see.
     """
 
     method: Literal["percentile", "mean_k_sigma", "pot"] = "pot"
@@ -605,6 +609,7 @@ class ThresholdParams(Strict):
     pot_quantile: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
     pot_risk: Annotated[float, Field(gt=0, lt=0.1)] = 1e-3
     smoothing: Annotated[int, Field(ge=1, le=500)] = 1
+    flatline_min_run: Annotated[int, Field(ge=0, le=10000)] = 4
 
 
 class SensorEvaluateParams(Strict):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from aeflow.data.windows import Scaler, fill_missing, make_windows, pad_front
-from aeflow.evaluation.detector import AnomalyDetector, StreamScorer
+from aeflow.evaluation.detector import AnomalyDetector, StreamScorer, flat_limits, flat_runs
 from aeflow.models.registry import build_model, load_model, save_model
 
 SENSORS = ["a", "b", "c"]
@@ -86,6 +86,33 @@ def test_stream_scoring_equals_batch_scoring_with_missing_readings(detector):
     online = np.array([scorer.push(row)[0] for row in values])
     np.testing.assert_allclose(online, batch, rtol=1e-5, atol=1e-6)
     assert len(scorer.window) == detector.length  # constant memory
+
+
+def test_flat_runs_count_exact_repeats_and_restart_at_gaps():
+    x = np.array([[1.0], [1.0], [1.0], [2.0], [np.nan], [2.0], [2.0]], np.float32)
+    np.testing.assert_array_equal(flat_runs(x)[:, 0], [1, 2, 3, 1, 0, 1, 2])
+    assert flat_limits(_series(), 4) == [4, 4, 4]  # noisy live sensors never repeat: the minimum holds
+    quantised = np.round(_series(), 0)  # a sensor that repeats values legitimately gets a longer limit
+    assert all(limit > 4 for limit in flat_limits(quantised, 4))
+    assert flat_limits(_series(), 0) is None
+
+
+def test_a_stuck_sensor_is_flagged_though_its_error_falls(detector):
+    """A frozen plausible value reconstructs *better* than live readings; the flatline guard catches it,
+    in batch and online alike, and leaves normal rows (and gaps carried forward) alone."""
+    cfg = {**detector.config, "flat_limits": flat_limits(_series()[:300], 4), "threshold": 1.0}
+    guarded = AnomalyDetector(detector.model, cfg)
+    values = _series(300, seed=3)
+    values[200:230, 1] = values[199, 1]  # stuck for 30 readings
+    values[100:103, 0] = np.nan  # a gap: carried forward for scoring, but not "stuck"
+    plain = detector.score(values)
+    scores = guarded.score(values)
+    flags = guarded.flags(scores)
+    assert not plain[200:230].max() > detector.threshold  # the error alone misses it
+    assert flags[203:230].all() and not flags[:200].any() and not flags[232:].any()
+    scorer = StreamScorer(guarded)
+    online = np.array([scorer.push(row)[0] for row in values])
+    np.testing.assert_allclose(online, scores, rtol=1e-5, atol=1e-6)
 
 
 def test_a_spike_raises_the_score_at_once(detector):

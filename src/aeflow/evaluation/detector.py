@@ -68,10 +68,28 @@ class AnomalyDetector:
         return self.window_errors(make_windows(pad_front(x, self.length), self.length))
 
     def score(self, values: np.ndarray) -> np.ndarray:
-        """Smoothed anomaly score of every row."""
+        """Smoothed anomaly score of every row (raised above the threshold where a sensor is stuck)."""
         from aeflow.evaluation.thresholds import smooth
 
-        return smooth(self.per_sensor(values).mean(axis=1), self.smoothing)
+        x = np.asarray(values, dtype=np.float32)
+        score = smooth(self.per_sensor(x).mean(axis=1), self.smoothing)
+        return self.flatline_boost(score, flat_runs(x))
+
+    def flatline_boost(self, score: np.ndarray, runs: np.ndarray) -> np.ndarray:
+        """Lift the score to twice the threshold where a sensor repeats one reading longer than it ever did
+        in training (``flat_limits``).
+
+        A stuck sensor is the one fault a reconstruction error cannot see: a frozen, plausible value is
+        *easier* to reconstruct than live, noisy readings, so the error falls instead of rising. Exact
+        repeats are the tell-tale (live sensors carry noise); the limit per sensor is twice the longest run
+        on the training segment, so sensors that legitimately repeat values (counts, quantised readings)
+        are left alone.
+        """
+        limits = self.config.get("flat_limits")
+        if not limits or not np.isfinite(self.threshold):
+            return score
+        stuck = (runs >= np.asarray(limits, dtype=np.int64)[None, :]).any(axis=1)
+        return np.where(stuck, np.maximum(score, 2.0 * self.threshold), score)
 
     def flags(self, scores: np.ndarray) -> np.ndarray:
         return np.asarray(scores) > self.threshold
@@ -85,6 +103,36 @@ class AnomalyDetector:
             )
 
 
+def flat_runs(values: np.ndarray) -> np.ndarray:
+    """Per row and sensor, how many consecutive readings up to that row repeat exactly one value.
+
+    A fresh reading counts 1; a missing reading (NaN) counts 0 and restarts the count, so gaps that are
+    carried forward for scoring never look like a stuck sensor.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    finite = np.isfinite(x)
+    same = np.zeros_like(finite)
+    same[1:] = finite[1:] & finite[:-1] & (x[1:] == x[:-1])
+    runs = np.zeros(x.shape, dtype=np.int64)
+    for j in range(x.shape[1]):  # sensors are few; rows are vectorised
+        idx = np.arange(len(x))
+        reset = np.where(~same[:, j], idx, 0)
+        start = np.maximum.accumulate(reset)
+        runs[:, j] = np.where(finite[:, j], idx - start + 1, 0)
+    return runs
+
+
+def flat_limits(train_values: np.ndarray, min_run: int) -> list[int] | None:
+    """Per-sensor run length that counts as stuck: twice the longest exact repeat in training, at least
+    ``min_run`` (0 turns the guard off)."""
+    if min_run <= 0:
+        return None
+    longest = flat_runs(train_values).max(axis=0) if len(train_values) else np.zeros(1, dtype=np.int64)
+    return [int(max(2 * int(m), min_run)) for m in np.atleast_1d(longest)]
+
+
 class StreamScorer:
     """Online scoring with constant memory: the last ``length`` readings and ``smoothing`` scores.
 
@@ -96,10 +144,16 @@ class StreamScorer:
         self.window: deque[np.ndarray] = deque(maxlen=detector.length)
         self.recent: deque[float] = deque(maxlen=detector.smoothing)
         self.last: np.ndarray | None = None
+        self.raw_last: np.ndarray | None = None  # the previous raw reading and its repeat counts
+        self.runs = np.zeros(len(detector.sensors), dtype=np.int64)
 
     def push(self, reading: np.ndarray) -> tuple[float, bool]:
         """Score one reading (NaN sensors carry the previous value forward, as in batch scoring)."""
         x = np.asarray(reading, dtype=np.float32).copy()
+        finite = np.isfinite(x)
+        same = finite & (x == self.raw_last) if self.raw_last is not None else np.zeros_like(finite)
+        self.runs = np.where(finite, np.where(same, self.runs + 1, 1), 0)
+        self.raw_last = x.copy()
         if self.last is not None:
             x = np.where(np.isnan(x), self.last, x)
         x = np.where(np.isnan(x), self.d.scaler.center, x)
@@ -111,7 +165,7 @@ class StreamScorer:
         win = np.stack(self.window, axis=1)[None]  # (1, C, L)
         err = float(self.d.window_errors(win).mean())
         self.recent.append(err)
-        score = float(np.mean(self.recent))
+        score = float(self.d.flatline_boost(np.array([np.mean(self.recent)]), self.runs[None])[0])
         return score, score > self.d.threshold
 
     def run(self, rows: Iterator[np.ndarray]) -> Iterator[tuple[float, bool]]:

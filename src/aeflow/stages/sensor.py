@@ -76,7 +76,7 @@ def inject(params: Params, data: Path, out: Path) -> dict[str, Any]:
 def _train_one(params: Params, s: Any, models_dir: Path, plots_dir: Path, data_path: str) -> dict[str, Any]:
     from aeflow import tracking
     from aeflow.data.windows import Scaler, fill_missing, make_windows
-    from aeflow.evaluation.detector import AnomalyDetector
+    from aeflow.evaluation.detector import AnomalyDetector, flat_limits
     from aeflow.evaluation.thresholds import choose_threshold
     from aeflow.models.registry import save_model
     from aeflow.tracking.callbacks import EpochHistory
@@ -130,6 +130,7 @@ def _train_one(params: Params, s: Any, models_dir: Path, plots_dir: Path, data_p
         "window_length": w.length,
         "score_steps": w.score_steps,
         "smoothing": cfg.threshold.smoothing,
+        "flat_limits": flat_limits(values[t0:t1], cfg.threshold.flatline_min_run),
         "scaler": scaler.to_json(),
         "threshold": None,
     }
