@@ -7,9 +7,11 @@ Trainer, and the evaluate stage adds its numbers to the same run through :func:`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,11 +161,13 @@ def make_logger(
     run_name: str,
     tags: dict[str, str],
     params: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> Any:
     """An ``MLFlowLogger`` for the use case's experiment, creating it with an explicit artifact folder.
 
     ``params`` (the whole validated ``params.yaml``) is logged as the run's ``params.yaml`` artifact, so
-    every run can be reproduced from what it carries, whatever section its flat params show.
+    every run can be reproduced from what it carries, whatever section its flat params show. ``run_id``
+    continues an existing run (a resumed training) instead of starting one; it is marked RUNNING again.
     """
     from pytorch_lightning.loggers import MLFlowLogger
 
@@ -173,10 +177,66 @@ def make_logger(
         tracking_uri=tracking.resolved_uri(),
         tags=tags,
         artifact_location=artifact_location(tracking),
+        run_id=run_id,
     )
+    if run_id is not None:
+        logger.experiment.update_run(run_id, status="RUNNING")
     if params is not None:
         logger.experiment.log_dict(logger.run_id, params, "params.yaml")
     return logger
+
+
+@contextlib.contextmanager
+def _quick_http(timeout_s: float) -> Iterator[None]:
+    """MLflow's HTTP client retries a failed request 7 times with back-off (minutes): not for a probe."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, round(timeout_s)))
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: first line`` of an exception, short enough for a one-line message."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first[:300]}"
+
+
+def store_problem(tracking: TrackingParams, timeout_s: float = 10.0) -> str | None:
+    """Why the tracking store cannot take a run right now, or ``None`` when it can.
+
+    One quick request (no retries, ``timeout_s``) for a server; for a SQLite file, its folder must exist
+    and a write transaction must start (a read-only file or a lock held elsewhere fails here).
+    """
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking.resolved_uri()
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///") :].split("?", 1)[0])
+        if not path.parent.is_dir():
+            return f"the folder of the SQLite file {path} does not exist"
+        if path.is_file():
+            try:
+                with contextlib.closing(sqlite3.connect(path, timeout=timeout_s)) as conn:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.rollback()
+            except sqlite3.Error as exc:
+                return f"cannot write to the SQLite file {path} ({describe_error(exc)})"
+    try:
+        with _quick_http(timeout_s):
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as exc:  # MLflow raises many types (MlflowException, requests errors, SQLAlchemy …)
+        return describe_error(exc)
+    return None
 
 
 def client(tracking: TrackingParams) -> Any:
