@@ -329,5 +329,60 @@ def retrain(
     raise typer.Exit(code)
 
 
+@app.command("sync")
+def sync(
+    models: Annotated[
+        Path, typer.Option(help="models folder: offline runs wait in its .<use case>.pending/ subfolders")
+    ] = Path("models"),
+    params: Annotated[Path, typer.Option(help="params file (the tracking store)")] = Path("params.yaml"),
+) -> None:
+    """Upload the training runs recorded while the MLflow store was unreachable and register their models.
+
+    Each run becomes one MLflow run (tags, params, metric histories, figures), its model a new registered
+    version marked challenger, and its folder is deleted. Safe to run again, or after an interrupted sync.
+    Exit codes: 0 everything uploaded (or nothing to do), 1 the store is unreachable or an upload failed.
+    """
+    from aeflow import tracking
+    from aeflow.config import load_params
+    from aeflow.tracking import offline
+
+    try:
+        loaded = load_params(params)
+    except AeflowError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    folders = offline.find_pending(models)
+    if not folders:
+        console.print(f"nothing to sync: no offline runs under {models}/.<use case>.pending/")
+        return
+    uri = loaded.tracking.resolved_uri()
+    problem = tracking.store_problem(loaded.tracking)
+    if problem is not None:
+        console.print(
+            f"[red]the MLflow store at {uri} is still unreachable ({problem}); "
+            f"{len(folders)} offline run(s) wait under {models}.[/red]"
+        )
+        raise typer.Exit(1)
+    failed = 0
+    for folder in folders:
+        try:
+            done = offline.sync(loaded.tracking, folder, echo=console.print)
+        except Exception as exc:  # keep going: the folder stays for the next sync
+            failed += 1
+            why = tracking.describe_error(exc)
+            console.print(f"[red]{folder}: upload failed ({why}); kept for a retry[/red]")
+            continue
+        if done.get("skipped"):
+            continue
+        reg = done.get("registered") or {}
+        version = f", registered {reg['registered_model']} v{reg['version']}" if reg else ""
+        aliases = ", ".join(f"{k}=v{v}" for k, v in (done.get("aliases") or {}).items())
+        console.print(
+            f"[green]{folder.name}: uploaded to {uri} as run {done['run_id']} "
+            f"({done['metrics']} metric values{version}{'; ' + aliases if aliases else ''})[/green]"
+        )
+    raise typer.Exit(1 if failed else 0)
+
+
 if __name__ == "__main__":
     app()
