@@ -69,6 +69,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*Total length of .* across ranks is zero.*")
     warnings.filterwarnings("ignore", ".*`training_step` returned.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
+    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")  # a resumed fit
 
 
 def check_strategy(name: str) -> None:
@@ -220,7 +221,7 @@ def fit_autoencoder(
             _use_resumable_sampler(dm, seed, resume.start_position)
         else:  # other ranks' RNG and data order are not in rank 0's checkpoint: resume at epoch ends only
             resume.every_n_steps = None
-        ckpt_path = str(resume.path) if resume.path.is_file() else None
+        ckpt_path = str(resume.path) if _readable(resume.path) else None
     start = time.perf_counter()
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     seconds = time.perf_counter() - start
@@ -376,6 +377,20 @@ class ResumeCheckpoint(Checkpoint):
             _set_rng_state(self._pending_rng)
             self._pending_rng = None
         return skip
+
+
+def _readable(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint that loads; an unreadable one (a full disk, a foreign file) is
+    removed with a warning, so the fit starts afresh instead of failing at every retry."""
+    if not path.is_file():
+        return False
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        warnings.warn(f"{path}: unreadable resume checkpoint ({exc}); training starts afresh", stacklevel=2)
+        path.unlink(missing_ok=True)
+        return False
+    return True
 
 
 class ResumableSampler(torch.utils.data.Sampler[int]):

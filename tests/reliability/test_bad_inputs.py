@@ -652,14 +652,6 @@ def unfinished_runs(repo: Path) -> list[str]:
     return [f"{r.info.run_name} ({r.info.run_id})" for r in runs]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="src/aeflow/stages/train.py::run starts the MLflow run (make_logger + log_hyperparams) before "
-    "fit_autoencoder checks the model section, so a train stopped by bad model params leaves a run that "
-    "stays RUNNING forever; remove this marker once the model is built (or the run finalised as FAILED) "
-    "first",
-)
 def test_train_stopped_by_bad_params_leaves_no_unfinished_mlflow_run(project: Path) -> None:
     if not unfinished_runs(project):  # the catalogue entry did not run (deselected) or left nothing
         entry = next(e for e in CATALOGUE if e.id == "params-latent-larger-than-input")

@@ -125,9 +125,9 @@ def run(
     flat.update({f"test/noisy_input_{k}": v for k, v in result.get("noisy_input", {}).items()})
     if result["ae_over_pca_mse"] is not None:
         flat["test/ae_over_pca_mse"] = result["ae_over_pca_mse"]
-    tracking.log_to_run(
+    tracking.log_results(
         params.tracking,
-        run_info["run_id"],
+        run_info,
         metrics=flat,
         artifacts=[(figure, "evaluation"), (metrics, "evaluation")],
     )

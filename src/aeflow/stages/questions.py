@@ -189,9 +189,9 @@ def run(
         key = f"{r['features'].split(' (')[0].replace(' ', '_')}_{r['classifier'].split(' ')[0].lower()}"
         flat[f"downstream/{key}_accuracy"] = r["accuracy"]
         flat[f"downstream/{key}_fit_seconds"] = r["fit_seconds"]
-    tracking.log_to_run(
+    tracking.log_results(
         params.tracking,
-        run_info["run_id"],
+        run_info,
         metrics=flat,
         artifacts=[(f, "questions") for f in sorted((plots / "questions").iterdir())]
         + [(metrics, "questions")],

@@ -53,7 +53,9 @@ def loss_figure(csv_path: Path) -> str:
     return h.img(line_chart(epochs, series, "epoch", "loss", "Loss per epoch"), "loss curve")
 
 
-def mlflow_link(params: Params, experiment_id: str, run_id: str) -> str:
+def mlflow_link(params: Params, experiment_id: str | None, run_id: str | None) -> str:
+    if not run_id:  # trained while the tracking store was unreachable
+        return "offline: pending <code>aeflow sync</code>"
     url = f"{params.tracking.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
     return f'<a href="{h.esc(url)}">{h.esc(run_id)}</a>'
 
@@ -163,8 +165,18 @@ def mnist_section(params: Params, inputs: ReportInputs) -> str:
             [
                 ("training run", mlflow_link(params, run["experiment_id"], run["run_id"])),
                 ("sweep run", mlflow_link(params, sweep_run["experiment_id"], sweep_run["run_id"])),
-                ("registered model", h.esc(f"{run['registered_model']} version {run['version']}")),
-                ("load it", f'<code>mlflow.pytorch.load_model("{h.esc(run["model_uri"])}")</code>'),
+                (
+                    "registered model",
+                    h.esc(f"{run['registered_model']} version {run['version']}")
+                    if run.get("registered_model")
+                    else "not yet: registered by <code>aeflow sync</code>",
+                ),
+                (
+                    "load it",
+                    f'<code>mlflow.pytorch.load_model("{h.esc(run["model_uri"])}")</code>'
+                    if run.get("model_uri")
+                    else "—",
+                ),
             ],
             raw_cells=True,
         )

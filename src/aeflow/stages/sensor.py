@@ -78,7 +78,7 @@ def _train_one(params: Params, s: Any, models_dir: Path, plots_dir: Path, data_p
     from aeflow.data.windows import Scaler, fill_missing, make_windows
     from aeflow.evaluation.detector import AnomalyDetector, flat_limits
     from aeflow.evaluation.thresholds import choose_threshold
-    from aeflow.models.registry import save_model
+    from aeflow.models.registry import build_model, save_model
     from aeflow.tracking.callbacks import EpochHistory
     from aeflow.tracking.serving import log_detector
     from aeflow.training import fit_autoencoder
@@ -99,6 +99,8 @@ def _train_one(params: Params, s: Any, models_dir: Path, plots_dir: Path, data_p
             "Fix: raise sensor.ingest.train_fraction or lower sensor.windows.length."
         )
     name = safe_name(s.name)
+    # Bad model params stop here, before an MLflow run exists.
+    build_model(cfg.model.model_dump(), list(train_x.shape[1:]), output="identity", where="sensor.model")
     tags = tracking.lineage_tags(
         "sensor", "train", data_path, {tracking.TAG_VARIANT: cfg.model.variant, "aeflow.series": s.name}
     )

@@ -205,7 +205,7 @@ def train(
     from aeflow import tracking
     from aeflow.data.datamodules import PatchDataModule, PatchDataset
     from aeflow.data.spectrogram import patch_starts
-    from aeflow.models.registry import save_model
+    from aeflow.models.registry import build_model, save_model
     from aeflow.stages.train import check_validation
     from aeflow.tracking.callbacks import EpochHistory
     from aeflow.training import fit_autoencoder
@@ -228,6 +228,13 @@ def train(
         )
     dm = PatchDataModule(sets["train"], sets["val"], cfg.train.batch_size)
 
+    # Bad model params stop here, before an MLflow run exists.
+    build_model(
+        cfg.model.model_dump(),
+        [1, int(info["bins"]), p.patch_frames],
+        output="identity",
+        where="speech.model",
+    )
     tags = tracking.lineage_tags("speech", "train", data_path, {tracking.TAG_VARIANT: cfg.model.variant})
     logger = tracking.make_logger(
         params.tracking, "speech", f"speech-{cfg.model.variant}-train", tags, params.dump()
@@ -460,5 +467,5 @@ def evaluate(
     for f in example_files:
         folder = "audio" if f.suffix == ".wav" else "figures"
         artifacts.append((plots / "examples" / f.name, folder))
-    tracking.log_to_run(params.tracking, run_info["run_id"], metrics=flat, artifacts=artifacts)
+    tracking.log_results(params.tracking, run_info, metrics=flat, artifacts=artifacts)
     return report

@@ -88,7 +88,7 @@ def run(
         return train_sensor(params, noisy, validation, models, plots, str(data))
     from aeflow import tracking
     from aeflow.data.images import load_image_splits, model_inputs
-    from aeflow.models.registry import get_variant
+    from aeflow.models.registry import build_model, get_variant
     from aeflow.stages.noise import load_noisy
     from aeflow.training import ResumeState, code_fingerprint, fingerprint
 
@@ -104,6 +104,8 @@ def run(
     fixed, fixed_target = shown_in[idx], None if shown_target is None else shown_target[idx]
 
     model_section = section.model.model_dump()
+    # Bad model params stop here, before an MLflow run or a resume folder exists.
+    build_model(model_section, list(train_x.shape[1:]), where=f"{use_case}.model")
     tags = tracking.lineage_tags(use_case, "train", str(data), {tracking.TAG_VARIANT: section.model.variant})
     # A killed training continues from its last checkpoint when data, params, code and store are the same.
     arrays = (train_x, train_t, val_x, val_t)
@@ -118,7 +120,9 @@ def run(
         resume.reset()
     run_name = f"{use_case}-{section.model.variant}-train"
     logger, offline = _make_logger(params, use_case, run_name, tags, resume, models)
-    resume.save(run_id=logger.run_id, pending=str(logger.folder) if offline else None)
+    resume.save(
+        run_id=logger.run_id or resume.record.get("run_id"), pending=str(logger.folder) if offline else None
+    )
     try:
         summary = _train(
             use_case, params, data, models, plots, logger, resume, tags, arrays, fixed, fixed_target
@@ -126,6 +130,8 @@ def run(
     except BaseException:
         with contextlib.suppress(Exception):  # the store may be what failed
             logger.finalize("failed")
+        if not resume.checkpoint.is_file():  # nothing to resume: leave no trace
+            resume.clear()
         raise
     logger.finalize("success")
     if offline:
@@ -174,18 +180,17 @@ def _make_logger(
         except Exception as exc:  # the store went away between the probe and the run
             problem = tracking.describe_error(exc)
     folder = Path(pending) if pending else offline.pending_root(models) / offline.new_id()
-    logger = offline.PendingLogger(
-        folder,
-        {
-            "use_case": use_case,
-            "experiment_name": tracking.experiment_name(params.tracking, use_case),
-            "run_name": run_name,
-            "tags": tags,
-            "run_id": run_id,  # a resumed run that was online: sync appends to it
-            "tracking_uri": params.tracking.resolved_uri(),
-            "reason": problem,
-        },
-    )
+    meta = {
+        "use_case": use_case,
+        "experiment_name": tracking.experiment_name(params.tracking, use_case),
+        "run_name": run_name,
+        "tags": tags,
+        "tracking_uri": params.tracking.resolved_uri(),
+        "reason": problem,
+    }
+    if run_id:
+        meta["run_id"] = run_id  # a resumed run that started online: sync appends to it
+    logger = offline.PendingLogger(folder, meta)
     logger.log_dict(params.dump(), "params.yaml")
     logger.log_hyperparams(hparams)
     _warn_offline(params, logger)
@@ -212,12 +217,21 @@ def _warn_offline(params: Params, logger: Any, at_end: bool = False) -> None:
 
 
 def _abandon(params: Params, record: dict[str, Any]) -> None:
-    """A stale resume folder (other data/params/code) may name an MLflow run a kill left RUNNING: mark it
-    KILLED, so no run stays "running" forever. Best effort: an unreachable store changes nothing."""
+    """A stale resume folder (other data/params/code) may name a run a kill left RUNNING: mark it KILLED,
+    so no run stays "running" forever (an offline one is then uploaded by ``aeflow sync`` as KILLED, with
+    nothing registered). Best effort: an unreachable store changes nothing."""
+    from aeflow import tracking
+    from aeflow.tracking import offline
+
+    pending = record.get("pending")
+    if pending and (Path(pending) / offline.PENDING).is_file():
+        with contextlib.suppress(Exception):
+            logger = offline.PendingLogger(pending, running=False)
+            if logger.meta.get("status") == "RUNNING":
+                logger.finalize("killed")
     run_id = record.get("run_id")
     if not run_id:
         return
-    from aeflow import tracking
 
     if tracking.store_problem(params.tracking, timeout_s=5) is not None:
         return
@@ -252,8 +266,8 @@ def _train(
         models_tmp = stack.enter_context(atomic_dir(models))
         recon_tmp = stack.enter_context(atomic_dir(plots / "recon"))
         loss_tmp = stack.enter_context(atomic_file(plots / "loss.csv"))
-        # Epoch figures and checkpoints go to the resume folder first: they must survive a kill.
-        history = EpochHistory(loss_tmp)
+        # Epoch files and checkpoints go to the resume folder first: they must survive a kill.
+        history = EpochHistory(resume.folder / "loss.csv")
         callbacks = [ReconstructionGrid(fixed, resume.folder / "recon", targets=fixed_target), history]
         result = fit_autoencoder(
             section.model.model_dump(),
@@ -271,6 +285,7 @@ def _train(
             resume_every_n_steps=RESUME_EVERY_N_STEPS,
         )
         history.write()  # complete even when the fit resumed after its last epoch
+        shutil.copy2(resume.folder / "loss.csv", loss_tmp)
         for png in sorted((resume.folder / "recon").glob("epoch_*.png")):
             shutil.copy2(png, recon_tmp / png.name)
         (models_tmp / "checkpoints").mkdir()

@@ -86,6 +86,12 @@ def run(
     results: dict[str, dict[str, Any]] = {}
     runs: dict[str, dict[str, str]] = {}
     figures: dict[str, bytes] = {}
+    from aeflow.models.registry import build_model
+
+    for name in cfg.names:  # bad options stop here, before any MLflow run exists
+        build_model(
+            cfg.section_for(name, section.model), list(train_x.shape[1:]), where=f"{use_case}.variants"
+        )
     for name in cfg.names:
         model_section = cfg.section_for(name, section.model)
         needs_noisy = get_variant(name).needs_noisy_pairs

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from aeflow.config import TrackingParams
+from aeflow.errors import AeflowError
 
 TAG_USE_CASE = "aeflow.use_case"
 TAG_STAGE = "aeflow.stage"
@@ -235,6 +236,14 @@ def store_problem(tracking: TrackingParams, timeout_s: float = 10.0) -> str | No
         with _quick_http(timeout_s):
             MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as exc:  # MLflow raises many types (MlflowException, requests errors, SQLAlchemy …)
+        text = str(exc)
+        for pattern, says in (
+            ("Connection refused", "connection refused: no server is listening there"),
+            ("timed out", f"no answer within {timeout_s:g} s"),
+            ("Name or service not known", "unknown host name"),
+        ):
+            if pattern in text:
+                return f"{says} ({type(exc).__name__})"
         return describe_error(exc)
     return None
 
@@ -268,6 +277,44 @@ def log_to_run(
     )
     for path, folder in artifacts or []:
         c.log_artifact(run_id, str(path), folder)
+
+
+def log_results(
+    tracking: TrackingParams,
+    run_info: dict[str, Any],
+    metrics: dict[str, float] | None = None,
+    artifacts: list[tuple[Path, str]] | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
+    """Add a later stage's numbers and files to the training run that ``run.json`` describes.
+
+    A training that ran offline (``"tracking": "offline"``: the store was unreachable) keeps its run in a
+    pending folder until ``aeflow sync``; results go there too, or, once synced, to the uploaded run (found
+    by its ``aeflow.offline_id`` tag).
+    """
+    if run_info.get("tracking") != "offline":
+        log_to_run(tracking, run_info["run_id"], metrics, artifacts, tags)
+        return
+    from aeflow.tracking import offline
+
+    pending = Path(run_info["pending"])
+    if (pending / offline.PENDING).is_file():
+        offline.log_to_pending(pending, metrics=metrics, artifacts=artifacts)
+        return
+    c = client(tracking)
+    exp = c.get_experiment_by_name(run_info.get("experiment_name", ""))
+    found = (
+        c.search_runs([exp.experiment_id], f"tags.`{offline.TAG_OFFLINE_ID}` = '{pending.name}'")
+        if exp is not None
+        else []
+    )
+    if not found:
+        raise AeflowError(
+            f"{pending}: the offline training run is neither pending nor synced to "
+            f"{tracking.resolved_uri()}. Fix: run `aeflow sync` against the store it belongs to, or "
+            "retrain (dvc repro --force train)."
+        )
+    log_to_run(tracking, found[0].info.run_id, metrics, artifacts, tags)
 
 
 def log_and_register_model(
