@@ -635,6 +635,21 @@ def test_exp_run_changes_latent_size_and_metrics_diff_shows_it(repo):
     assert "latent_dim" in json.dumps(shown) and len(shown) >= 1
 
 
+def test_experiment_and_baseline_runs_sit_side_by_side_in_mlflow(repo):
+    """What the UI's Compare view lines up: both trainings, their params, test metrics and images."""
+    c = client(repo)
+    exp = c.get_experiment_by_name("aeflow-mnist")
+    runs = c.search_runs(
+        [exp.experiment_id], "tags.`aeflow.stage` = 'train'", order_by=["attributes.start_time ASC"]
+    )
+    by_k = {r.data.params["model.latent_dim"]: r for r in runs}
+    assert {"auto", "4"} <= set(by_k)  # the baseline (k = auto = 10) and the -S latent_dim=4 experiment
+    for r in (by_k["auto"], by_k["4"]):
+        assert {"test/mse", "test/pca_mse", "val/loss"} <= set(r.data.metrics)
+        assert len(c.list_artifacts(r.info.run_id, "reconstructions")) == 2
+    assert by_k["auto"].data.tags["aeflow.run_group"] != by_k["4"].data.tags["aeflow.run_group"]
+
+
 def test_plots_diff_compares_the_experiment_with_the_baseline(repo, tmp_path):
     """After the exp run above the workspace differs from HEAD: `dvc plots diff` shows both, offline."""
     res = sh(repo, "dvc", "plots", "diff", "HEAD", "--json")
