@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.helpers import write_idx_folder
+from tests.helpers import copy_project, write_idx_folder
 
 pytestmark = pytest.mark.slow
 
@@ -92,23 +91,7 @@ def set_params(repo: Path, mnist: dict, speech: dict | None = None, sensor: dict
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     """A copy of the project's tracked files with a tiny config, after one successful ``dvc repro``."""
-    dest = tmp_path_factory.mktemp("aeflow") / "repo"
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, files):
-        if (
-            rel == "dvc.lock"
-            or rel.startswith(("metrics/", "plots/", "scratch/"))
-            or not (REPO / rel).is_file()
-        ):
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, dest / rel)
+    dest = copy_project(tmp_path_factory.mktemp("aeflow") / "repo")
     set_params(dest, TINY, TINY_SPEECH, TINY_SENSOR)
     sh(dest, "git", "init", "-q")
     sh(dest, "git", "add", "-A")

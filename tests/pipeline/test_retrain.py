@@ -10,14 +10,14 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.pipeline.test_dvc_pipeline import BIN, REPO, TINY, client, set_params, sh
+from tests.helpers import copy_project
+from tests.pipeline.test_dvc_pipeline import BIN, TINY, client, set_params, sh
 
 pytestmark = pytest.mark.slow
 
@@ -33,23 +33,7 @@ def aliases(repo: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def mini(tmp_path_factory) -> Path:
     """Tracked files only, tiny MNIST params, no run yet (an empty registry)."""
-    dest = tmp_path_factory.mktemp("retrain") / "repo"
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, files):
-        if (
-            rel == "dvc.lock"
-            or rel.startswith(("metrics/", "plots/", "scratch/"))
-            or not (REPO / rel).is_file()
-        ):
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, dest / rel)
+    dest = copy_project(tmp_path_factory.mktemp("retrain") / "repo")
     set_params(dest, TINY)
     set_params(dest, {"train": {"epochs": 5}})  # enough to learn well past the untrained output
     sh(dest, "git", "init", "-q")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.helpers import copy_project
 from tests.pipeline.test_dvc_pipeline import sh
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,20 +106,7 @@ def snapshot(repo: Path) -> dict[str, str]:
 
 
 def _copy_project(dest: Path) -> None:
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, files):
-        if rel == "dvc.lock" or rel.startswith(("metrics/", "plots/", "scratch/", "tests/", "benchmarks/")):
-            continue
-        if not (REPO / rel).is_file():
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        (dest / rel).write_bytes((REPO / rel).read_bytes())
+    copy_project(dest, skip=("tests/", "benchmarks/"))
 
 
 @pytest.fixture(scope="module")

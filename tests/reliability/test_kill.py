@@ -28,7 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.test_dvc_pipeline import BIN, REPO, TINY, set_params
+from tests.helpers import copy_project
+from tests.pipeline.test_dvc_pipeline import BIN, TINY, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -71,19 +72,7 @@ def mnist_repo(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     base = tmp_path_factory.getbasetemp() / "aeflow-mnist-base"
     if not (base / "dvc.lock").is_file():
         shutil.rmtree(base, ignore_errors=True)
-        files = subprocess.run(
-            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split("\0")
-        for rel in filter(None, files):
-            skip = ("metrics/", "plots/", "scratch/", "tests/", "benchmarks/", "models/", "data/")
-            if rel == "dvc.lock" or rel.startswith(skip) or not (REPO / rel).is_file():
-                continue
-            (base / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, base / rel)
+        copy_project(base, skip=("tests/", "benchmarks/", "models/", "data/"))
         set_params(base, FAST)
         run(base, "git", "init", "-q")
         run(base, "git", "add", "-A")

@@ -148,29 +148,20 @@ def run(
         "projection": {"how_2d": views["how_2d"], "how_3d": views["how_3d"]},
     }
     classifiers = sorted({r["classifier"] for r in downstream})
+
+    def per_classifier(key: str) -> dict[str, list[float]]:
+        """``key`` of every feature set, one bar series per classifier."""
+        cell = {(r["features"], r["classifier"]): r[key] for r in downstream}
+        return {c: [cell[f, c] for f in features] for c in classifiers}
+
     accuracy_png = bar_chart(
         list(features),
-        {
-            c: [
-                next(r["accuracy"] for r in downstream if r["features"] == f and r["classifier"] == c)
-                for f in features
-            ]
-            for c in classifiers
-        },
+        per_classifier("accuracy"),
         "test accuracy",
         "Classifiers on raw pixels vs codes of the same size",
     )
     fit_png = bar_chart(
-        list(features),
-        {
-            c: [
-                next(r["fit_seconds"] for r in downstream if r["features"] == f and r["classifier"] == c)
-                for f in features
-            ]
-            for c in classifiers
-        },
-        "fit time (s)",
-        "What compression buys: fit time",
+        list(features), per_classifier("fit_seconds"), "fit time (s)", "What compression buys: fit time"
     )
     with atomic_dir(plots / "questions") as tmp:
         (tmp / "codes_2d.png").write_bytes(views["png_2d"])
