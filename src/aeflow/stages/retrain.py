@@ -109,7 +109,10 @@ def dvc(root: Path, *args: str, echo: Callable[[str], None]) -> None:
     exe = Path(sys.executable).parent / "dvc"
     cmd = [str(exe) if exe.exists() else "dvc", *args]
     echo("$ " + " ".join(["dvc", *args]))
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    # The stages run `python …`: the one beside this interpreter, even when the venv is not activated
+    # (cron and systemd call .venv/bin/aeflow directly).
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     for line in (proc.stdout + proc.stderr).splitlines():
         if line.strip():
             echo("  " + line)
