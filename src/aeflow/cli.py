@@ -187,7 +187,8 @@ def monitor(
     """Score a stream of sensor readings online (constant memory) and print the flagged times.
 
     The CSV needs a column per sensor the model knows (a ``timestamp`` column, if any, is echoed).
-    Rows are read one at a time, so ``tail -f readings.csv | aeflow monitor`` works.
+    Rows are read one at a time, so ``tail -f readings.csv | aeflow monitor`` works. A flagged row that
+    raises an alarm (no alarm within the model's cooldown before it) ends with ``ALARM``.
     """
     import csv
     import math
@@ -202,7 +203,7 @@ def monitor(
             reader = csv.DictReader(handle, delimiter=delimiter)
             where = "stdin" if input_csv == "-" else input_csv
             detector.check_columns(list(reader.fieldnames or []), where)
-            scorer, flagged, n = StreamScorer(detector), 0, 0
+            scorer, flagged, alarms, n = StreamScorer(detector), 0, 0, 0
             for n, row in enumerate(reader, start=1):
                 try:
                     reading = [
@@ -215,12 +216,18 @@ def monitor(
                 score, flag = scorer.push(reading)
                 if flag or show_all:
                     flagged += flag
+                    alarms += scorer.alarm
                     when = row.get("timestamp", f"row {n}")
-                    print(f"{when}\t{score:.6g}\t{'ANOMALY' if flag else 'ok'}", flush=True)
+                    status = "ANOMALY\tALARM" if scorer.alarm else "ANOMALY" if flag else "ok"
+                    print(f"{when}\t{score:.6g}\t{status}", flush=True)
     except AeflowError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    print(f"# {n} readings, {flagged} flagged (threshold {detector.threshold:.6g})", file=sys.stderr)
+    print(
+        f"# {n} readings, {flagged} flagged, {alarms} alarm(s) (threshold {detector.threshold:.6g}, "
+        f"cooldown {detector.cooldown} rows)",
+        file=sys.stderr,
+    )
 
 
 def _use_cases(value: str) -> list[str]:

@@ -598,18 +598,47 @@ class ThresholdParams(Strict):
     ``pot`` (peaks over threshold: a generalised Pareto tail fitted above the ``pot_quantile`` of validation
     errors, threshold at false-alarm ``pot_risk`` per point).
 
+    ``fixed``: the number in ``value`` as it is — meaningful when scores are on a known scale, i.e. with
+    ``history`` (then ``value`` is "standard deviations above the recent past").
+
+    ``history``: 0 scores the (smoothed) error as it is. N > 0 re-expresses it, row by row, in standard
+    deviations above the mean of the N errors before it (an anomaly likelihood in the spirit of HTM's):
+    real series drift after training, and an error level that was rare in the probationary period can be
+    everyday a month later; measuring against the recent past re-fits the error's scale online, at no
+    training cost, and a sustained change stops alarming once it is the new normal.
+
+    ``cooldown``: after an alarm, further flagged rows within this many rows raise no new alarm (they stay
+    flagged). One incident, one page; NAB scores count every alarm outside a window as a false positive.
+
     ``flatline_min_run``: a sensor that repeats one exact reading for this many samples, and for twice
     the longest repeat it showed in training, is flagged as stuck (0 turns the guard off); a frozen value
     is the one fault a reconstruction error cannot see.
     """
 
-    method: Literal["percentile", "mean_k_sigma", "pot"] = "pot"
+    method: Literal["percentile", "mean_k_sigma", "pot", "fixed"] = "pot"
     percentile: Annotated[float, Field(gt=50, lt=100)] = 99.5
     k: Annotated[float, Field(gt=0, le=20)] = 4.0
     pot_quantile: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
     pot_risk: Annotated[float, Field(gt=0, lt=0.1)] = 1e-3
+    value: float | None = None
     smoothing: Annotated[int, Field(ge=1, le=500)] = 1
+    history: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    cooldown: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     flatline_min_run: Annotated[int, Field(ge=0, le=10000)] = 4
+
+    @model_validator(mode="after")
+    def _fixed_needs_value(self) -> ThresholdParams:
+        if self.method == "fixed" and (self.value is None or not math.isfinite(self.value)):
+            raise ValueError(
+                "method 'fixed' needs a finite 'value' (the threshold itself, e.g. value: 3.5 with history: "
+                "750 for 3.5 standard deviations above the recent past). Fix: set sensor.threshold.value."
+            )
+        if self.history and self.history < 2 * self.smoothing:
+            raise ValueError(
+                f"history ({self.history}) must be at least twice smoothing ({self.smoothing}): the recent "
+                "errors are compared with a longer past. Fix: raise history or set it to 0."
+            )
+        return self
 
 
 class SensorEvaluateParams(Strict):

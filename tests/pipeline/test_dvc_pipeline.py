@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -445,8 +446,13 @@ def test_sensor_detector_beats_nothing_and_reports_every_metric(repo):
         "pump_timeline.png",
         "pump_sensors.png",
     }
+    # Alarms (flagged rows outside the previous alarm's cooldown) are counted per method and summed.
+    per = metrics["series"]["pump"]
+    assert all(isinstance(v["alarms"], int) and v["alarms"] >= 0 for v in per.values())
+    assert {m: v["alarms"] for m, v in per.items()} == {m: v["alarms"] for m, v in summary.items()}
     html = (repo / "reports/index.html").read_text()
     assert "Sensor anomaly detection" in html and "The threshold" in html
+    assert "so one fault pages once" in html
     # The latent sweep runs for sensor windows too (fixed input size: 5 sensors × 16 readings).
     sweep = json.loads((repo / "metrics/sensor_sweep.json").read_text())
     assert (
@@ -498,16 +504,16 @@ def test_served_detector_answers_http_and_monitor_streams(repo, tmp_path):
                 return json.loads(resp.read())["predictions"]
 
         answer = post(rows.reset_index(drop=True))
-        assert len(answer) == 200 and {"score", "flag", "threshold"} <= set(answer[0])
+        assert len(answer) == 200 and {"score", "flag", "alarm", "threshold"} <= set(answer[0])
         start = time.perf_counter()
         one = post(rows.iloc[:1].reset_index(drop=True))
-        assert len(one) == 1 and one[0]["score"] >= 0 and time.perf_counter() - start < 5
+        assert len(one) == 1 and math.isfinite(one[0]["score"]) and time.perf_counter() - start < 5
 
     # The same detector, online, from a CSV: constant memory, flagged times printed.
     csv = tmp_path / "readings.csv"
     series[["timestamp", *sensors]].to_csv(csv, index=False)
     res = sh(repo, str(BIN / "aeflow"), "monitor", "--model", "models/sensor", "--input", str(csv))
-    flagged = [line.split("\t") for line in res.stdout.splitlines() if line.endswith("ANOMALY")]
+    flagged = [line.split("\t") for line in res.stdout.splitlines() if "\tANOMALY" in line]
     from aeflow.evaluation.detector import AnomalyDetector
     from aeflow.models.registry import load_model
 
@@ -515,7 +521,9 @@ def test_served_detector_answers_http_and_monitor_streams(repo, tmp_path):
     detector = AnomalyDetector.from_model(load_model(str(repo / "models/sensor" / folder / "model.pt")))
     expected = detector.flags(detector.score(series[sensors].to_numpy(dtype="float32")))
     assert [f[0] for f in flagged] == series["timestamp"][expected].tolist()
-    assert f"{len(series)} readings, {int(expected.sum())} flagged" in res.stderr
+    alarms = detector.alarms(expected)
+    assert [f[0] for f in flagged if f[-1] == "ALARM"] == series["timestamp"][alarms].tolist()
+    assert f"{len(series)} readings, {int(expected.sum())} flagged, {int(alarms.sum())} alarm" in res.stderr
 
 
 def test_bad_sensor_csv_stops_with_the_file_and_column_named(repo, tmp_path):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from aeflow.data.windows import Scaler, fill_missing, make_windows, pad_front
+from aeflow.errors import DataError
 from aeflow.evaluation.detector import AnomalyDetector, StreamScorer, flat_limits, flat_runs
 from aeflow.models.registry import build_model, load_model, save_model
 
@@ -88,6 +89,55 @@ def test_stream_scoring_equals_batch_scoring_with_missing_readings(detector):
     assert len(scorer.window) == detector.length  # constant memory
 
 
+def _with_history(detector: AnomalyDetector, **cfg: object) -> AnomalyDetector:
+    """The fixture's detector scoring against its past (history 60, cooldown 10), with a reference level
+    measured on normal readings as the train stage does."""
+    from aeflow.evaluation.thresholds import history_stats
+
+    ref = history_stats(detector.errors(_series(300, seed=5))[100:])
+    config = {**detector.config, "history": 60, "history_ref": list(ref), "cooldown": 10, "threshold": 4.0}
+    return AnomalyDetector(detector.model, {**config, **cfg})
+
+
+def test_history_scores_and_cooldown_alarms_agree_online_and_in_batch(detector):
+    d = _with_history(detector)
+    values = _series(400, seed=4)
+    values[150:160, 0] += 5  # a fault of 10 readings
+    values[300, 1] -= 8  # a spike
+    values[120, 2] = np.nan
+    scores = d.score(values)
+    flags = d.flags(scores)
+    alarms = d.alarms(flags)
+    scorer = StreamScorer(d)
+    online, online_alarms = [], []
+    for row in values:
+        online.append(scorer.push(row)[0])
+        online_alarms.append(scorer.alarm)
+    np.testing.assert_allclose(online, scores, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(online_alarms, alarms)
+    assert len(scorer.recent) == d.history + d.smoothing  # constant memory
+    # the fault is flagged over several rows but pages once; the spike pages once more
+    assert flags[150:162].sum() >= 3 and alarms[150:162].sum() == 1 and alarms[300:303].sum() == 1
+    assert alarms.sum() <= 4 and flags.sum() > alarms.sum()
+
+
+def test_a_short_request_is_scored_against_the_reference_level(detector):
+    """A 1-row request has no past of its own: it is judged against the normal level stored with the
+    model, so the served model answers on the same scale as a long series."""
+    d = _with_history(detector)
+    values = _series(400, seed=6)
+    mu, sd = d.history_ref  # type: ignore[misc]
+    one = d.score(values[:1])
+    np.testing.assert_allclose(one, (d.errors(values[:1]) - mu) / sd)  # smoothing over 1 row = the row
+    normal = d.score(values)
+    assert np.abs(np.median(normal)) < 1.5  # normal readings sit near 0 standard deviations
+    broken = values.copy()
+    broken[0] += 6
+    assert d.score(broken[:1])[0] > d.threshold  # and a wild single reading is flagged on its own
+    with pytest.raises(DataError, match="no history_ref"):
+        AnomalyDetector(d.model, {**d.config, "history_ref": None})
+
+
 def test_flat_runs_count_exact_repeats_and_restart_at_gaps():
     x = np.array([[1.0], [1.0], [1.0], [2.0], [np.nan], [2.0], [2.0]], np.float32)
     np.testing.assert_array_equal(flat_runs(x)[:, 0], [1, 2, 3, 1, 0, 1, 2])
@@ -138,7 +188,7 @@ def test_pyfunc_answers_readings_and_checks_columns(detector, tmp_path):
         timestamp=pd.date_range("2026-01-01", periods=64, freq="5min")
     )
     out = pyfunc.predict(None, frame)
-    assert list(out.columns) == ["score", "flag", "threshold"] and len(out) == 64
+    assert list(out.columns) == ["score", "flag", "alarm", "threshold"] and len(out) == 64
     np.testing.assert_allclose(out["score"], detector.score(values), rtol=1e-6)
     one = pyfunc.predict(None, frame.iloc[:1])
     assert len(one) == 1 and np.isfinite(one["score"]).all()

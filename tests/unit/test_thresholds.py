@@ -10,11 +10,15 @@ import pytest
 from aeflow.config import ThresholdParams
 from aeflow.errors import DataError, ParamsError
 from aeflow.evaluation.thresholds import (
+    MIN_STD,
+    alarm_points,
     choose_threshold,
     detection_events,
+    history_stats,
     mean_k_sigma_threshold,
     percentile_threshold,
     pot_threshold,
+    relative_to_history,
     smooth,
 )
 
@@ -151,3 +155,54 @@ def test_detection_events():
     assert detection_events(np.ones(3, bool)) == [(0, 3)]
     assert detection_events(np.zeros(4, bool)) == []
     assert detection_events(np.array([], bool)) == []
+
+
+# ---------------------------------------------------------------------------- scores relative to their past
+def test_relative_to_history_hand_computed():
+    rng = np.random.default_rng(1)
+    e = rng.random(200)
+    z = relative_to_history(e, smoothing=3, history=40, reference=(0.5, 0.25))
+    i = 150  # judged: mean of e[148..150]; past: e[108..147]
+    past = e[i - 3 - 40 + 1 : i - 3 + 1]
+    assert math.isclose(z[i], (e[i - 2 : i + 1].mean() - past.mean()) / past.std(ddof=1), rel_tol=1e-9)
+    j = 20  # a past of 18 rows (< MIN_HISTORY): the reference stands in
+    assert math.isclose(z[j], (e[j - 2 : j + 1].mean() - 0.5) / 0.25, rel_tol=1e-12)
+    k = 60  # with a longer history, 58 past rows: all of them
+    long = relative_to_history(e, smoothing=3, history=100, reference=(0.5, 0.25))
+    past = e[: k - 2]
+    assert math.isclose(long[k], (e[k - 2 : k + 1].mean() - past.mean()) / past.std(ddof=1), rel_tol=1e-9)
+
+
+def test_relative_to_history_flags_a_change_and_then_adapts_to_it():
+    """A sustained level change stands out when it starts, and is normal once it fills the history; a raw
+    error threshold would alarm for ever."""
+    rng = np.random.default_rng(2)
+    e = np.concatenate([rng.normal(1.0, 0.1, 1000), rng.normal(3.0, 0.1, 1000)])
+    z = relative_to_history(e, smoothing=1, history=200, reference=(1.0, 0.1))
+    assert z[1000] > 10  # the first changed row
+    assert np.abs(z[1300:]).max() < 5  # 100 rows after the past is all "new level"
+    assert np.abs(z[200:1000]).max() < 5  # and never before the change
+
+
+def test_history_stats_and_params_checks():
+    assert history_stats(np.array([1.0, 3.0])) == (2.0, math.sqrt(2.0))
+    assert history_stats(np.ones(10))[1] == MIN_STD  # a flat stretch: floored, never 0
+    with pytest.raises(DataError, match="at least 2"):
+        history_stats(np.ones(1))
+    with pytest.raises(ValueError, match="needs a finite 'value'"):
+        ThresholdParams(method="fixed")
+    with pytest.raises(ValueError, match="at least twice smoothing"):
+        ThresholdParams(history=5, smoothing=3)
+    thr, d = choose_threshold(np.array([0.0, 1.0, 2.0, 5.0]), ThresholdParams(method="fixed", value=1.5))
+    assert thr == 1.5 and d["val_exceedance"] == 0.5 and "sensor.threshold.value" in d["explanation"]
+    p = ThresholdParams(method="fixed", value=3.0, history=100)
+    assert "standard deviations above the 100 errors" in choose_threshold(np.zeros(5), p)[1]["explanation"]
+
+
+def test_alarm_points_one_alarm_per_cooldown():
+    flags = np.zeros(30, dtype=bool)
+    flags[[2, 3, 4, 5, 9, 10, 20, 29]] = True
+    assert np.flatnonzero(alarm_points(flags, 0)).tolist() == [2, 3, 4, 5, 9, 10, 20, 29]
+    assert np.flatnonzero(alarm_points(flags, 5)).tolist() == [2, 9, 20, 29]  # 9 - 2 > 5, 10 - 9 ≤ 5
+    assert np.flatnonzero(alarm_points(flags, 7)).tolist() == [2, 10, 20, 29]  # 9 - 2 = 7: still cooling
+    assert not alarm_points(np.zeros(5, dtype=bool), 3).any()

@@ -21,10 +21,13 @@ from aeflow.errors import DataError
 class AnomalyDetector:
     """Scores readings (rows × sensors, in ``sensors`` order) by reconstruction error.
 
-    A row's score is the mean squared reconstruction error, over sensors, of the newest ``score_steps``
-    readings of the window that ends at that row, then a trailing moving average over ``smoothing`` rows; it
-    is flagged when the score exceeds ``threshold``. Every step only looks back, so batch and online scoring
-    agree exactly.
+    A row's error is the mean squared reconstruction error, over sensors, of the newest ``score_steps``
+    readings of the window that ends at that row. Its score is the trailing mean of the last ``smoothing``
+    errors, or, with ``history`` > 0, that mean in standard deviations above the ``history`` errors before
+    it (:func:`~aeflow.evaluation.thresholds.relative_to_history`; ``history_ref``, the validation
+    segment's error mean and std, stands in while a series has too little past). A row is flagged when its
+    score exceeds ``threshold``; a flagged row raises an alarm unless one was raised within the last
+    ``cooldown`` rows. Every step only looks back, so batch and online scoring agree (to round-off).
     """
 
     def __init__(self, model: Any, config: dict[str, Any]) -> None:
@@ -33,6 +36,15 @@ class AnomalyDetector:
         self.length = int(config["window_length"])
         self.score_steps = int(config.get("score_steps", 1))
         self.smoothing = int(config.get("smoothing", 1))
+        self.history = int(config.get("history") or 0)
+        ref = config.get("history_ref")
+        self.history_ref = (float(ref[0]), float(ref[1])) if ref is not None else None
+        if self.history and self.history_ref is None:
+            raise DataError(
+                "the detector's settings have history > 0 but no history_ref (the normal error level); "
+                "the model file is incomplete. Fix: retrain it (dvc repro train@sensor)."
+            )
+        self.cooldown = int(config.get("cooldown") or 0)
         self.threshold = float(config["threshold"]) if config.get("threshold") is not None else float("inf")
         self.scaler = Scaler.from_json(config["scaler"])
         self.config = config
@@ -67,13 +79,29 @@ class AnomalyDetector:
         x = self.scaler.transform(fill_missing(np.asarray(values, dtype=np.float32), self.scaler.center))
         return self.window_errors(make_windows(pad_front(x, self.length), self.length))
 
-    def score(self, values: np.ndarray) -> np.ndarray:
-        """Smoothed anomaly score of every row (raised above the threshold where a sensor is stuck)."""
-        from aeflow.evaluation.thresholds import smooth
+    def errors(self, values: np.ndarray) -> np.ndarray:
+        """Raw (unsmoothed) error of every row, averaged over sensors, float64."""
+        return self.per_sensor(values).mean(axis=1, dtype=np.float64)
 
+    def score(self, values: np.ndarray) -> np.ndarray:
+        """Anomaly score of every row (raised above the threshold where a sensor is stuck)."""
         x = np.asarray(values, dtype=np.float32)
-        score = smooth(self.per_sensor(x).mean(axis=1), self.smoothing)
-        return self.flatline_boost(score, flat_runs(x))
+        return self.flatline_boost(self.score_errors(self.errors(x)), flat_runs(x))
+
+    def score_errors(self, errors: np.ndarray) -> np.ndarray:
+        """Scores from raw errors: smoothed, and relative to their past when ``history`` is set."""
+        from aeflow.evaluation.thresholds import relative_to_history, smooth
+
+        if self.history:
+            assert self.history_ref is not None  # checked in __init__
+            return relative_to_history(errors, self.smoothing, self.history, self.history_ref)
+        return smooth(errors, self.smoothing)
+
+    def alarms(self, flags: np.ndarray) -> np.ndarray:
+        """Rows that raise an alarm: flagged, and no alarm within the previous ``cooldown`` rows."""
+        from aeflow.evaluation.thresholds import alarm_points
+
+        return alarm_points(flags, self.cooldown)
 
     def flatline_boost(self, score: np.ndarray, runs: np.ndarray) -> np.ndarray:
         """Lift the score to twice the threshold where a sensor repeats one reading longer than it ever did
@@ -89,7 +117,8 @@ class AnomalyDetector:
         if not limits or not np.isfinite(self.threshold):
             return score
         stuck = (runs >= np.asarray(limits, dtype=np.int64)[None, :]).any(axis=1)
-        return np.where(stuck, np.maximum(score, 2.0 * self.threshold), score)
+        lifted = 2.0 * self.threshold if self.threshold > 0 else self.threshold + 1.0
+        return np.where(stuck, np.maximum(score, lifted), score)
 
     def flags(self, scores: np.ndarray) -> np.ndarray:
         return np.asarray(scores) > self.threshold
@@ -134,15 +163,20 @@ def flat_limits(train_values: np.ndarray, min_run: int) -> list[int] | None:
 
 
 class StreamScorer:
-    """Online scoring with constant memory: the last ``length`` readings and ``smoothing`` scores.
+    """Online scoring with constant memory: the last ``length`` readings and ``smoothing`` errors (with
+    ``history``: the last ``history + smoothing`` errors).
 
-    Gives the same scores as :meth:`AnomalyDetector.score` on the whole series (tested), one row at a time.
+    Gives the same scores and alarms as :meth:`AnomalyDetector.score` and :meth:`AnomalyDetector.alarms` on
+    the whole series (tested), one row at a time; ``alarm`` says whether the last pushed row raised one.
     """
 
     def __init__(self, detector: AnomalyDetector) -> None:
         self.d = detector
         self.window: deque[np.ndarray] = deque(maxlen=detector.length)
-        self.recent: deque[float] = deque(maxlen=detector.smoothing)
+        self.recent: deque[float] = deque(maxlen=detector.smoothing + detector.history)
+        self.rows = 0
+        self.last_alarm: int | None = None
+        self.alarm = False
         self.last: np.ndarray | None = None
         self.raw_last: np.ndarray | None = None  # the previous raw reading and its repeat counts
         self.runs = np.zeros(len(detector.sensors), dtype=np.int64)
@@ -163,10 +197,32 @@ class StreamScorer:
             self.window.extend([scaled] * (self.d.length - 1))
         self.window.append(scaled)
         win = np.stack(self.window, axis=1)[None]  # (1, C, L)
-        err = float(self.d.window_errors(win).mean())
+        err = float(self.d.window_errors(win).mean(dtype=np.float64))
         self.recent.append(err)
-        score = float(self.d.flatline_boost(np.array([np.mean(self.recent)]), self.runs[None])[0])
-        return score, score > self.d.threshold
+        score = float(self.d.flatline_boost(np.array([self._score()]), self.runs[None])[0])
+        flag = score > self.d.threshold
+        self.alarm = flag and (self.last_alarm is None or self.rows - self.last_alarm > self.d.cooldown)
+        if self.alarm:
+            self.last_alarm = self.rows
+        self.rows += 1
+        return score, flag
+
+    def _score(self) -> float:
+        """The newest row's score from the kept errors (as :meth:`AnomalyDetector.score_errors`)."""
+        from aeflow.evaluation.thresholds import MIN_HISTORY, MIN_STD
+
+        recent = np.fromiter(self.recent, dtype=np.float64)
+        s = self.d.smoothing
+        smoothed = float(recent[-s:].mean())
+        if not self.d.history:
+            return smoothed
+        past = recent[:-s]
+        if len(past) >= MIN_HISTORY:
+            mu, sd = float(past.mean()), float(past.std(ddof=1))
+        else:
+            assert self.d.history_ref is not None
+            mu, sd = self.d.history_ref
+        return (smoothed - mu) / max(sd, MIN_STD)
 
     def run(self, rows: Iterator[np.ndarray]) -> Iterator[tuple[float, bool]]:
         for row in rows:

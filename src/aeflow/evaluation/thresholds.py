@@ -1,4 +1,5 @@
-"""Turning anomaly scores into alarms: smoothing, thresholds fitted on normal data, and alarm events.
+"""Turning anomaly scores into alarms: smoothing, scores relative to their own past, thresholds fitted on
+normal data, and alarms with a cooldown.
 
 Every threshold here is fitted on *validation* scores of normal data only, so it answers one question that
 users can check: "how often would this fire on data like the validation segment?". ``percentile`` and
@@ -22,16 +23,26 @@ from aeflow.config import ThresholdParams
 from aeflow.errors import DataError, ParamsError
 
 __all__ = [
+    "alarm_points",
     "choose_threshold",
     "detection_events",
+    "history_stats",
     "mean_k_sigma_threshold",
     "percentile_threshold",
     "pot_threshold",
+    "relative_to_history",
     "smooth",
 ]
 
 MIN_PEAKS_FOR_GPD = 10
 """Fewer excesses than this cannot pin down a GPD shape; the exponential tail (γ = 0) is used instead."""
+
+MIN_HISTORY = 30
+"""Past errors needed before a row is measured against its own past; earlier rows use the reference
+(the validation segment's errors), so a 1-row request is scored on the same scale as a long series."""
+
+MIN_STD = 1e-6
+"""Floor on the past errors' standard deviation: a perfectly flat past would make any change infinite."""
 
 
 def _scores_1d(scores: np.ndarray, what: str) -> np.ndarray:
@@ -86,6 +97,80 @@ def smooth(scores: np.ndarray, window: int) -> np.ndarray:
         # A mean over each trailing window (not a long cumulative sum) keeps the result free of
         # round-off drift on long series, so it matches an online monitor's mean of its last scores.
         out[window - 1 :] = np.lib.stride_tricks.sliding_window_view(x, window).mean(axis=-1)
+    return out
+
+
+def history_stats(errors: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation (ddof = 1, floored at ``MIN_STD``) of a stretch of errors.
+
+    The reference a detector keeps from training: what "normal" looks like when a request brings no past
+    of its own.
+    """
+    x = np.asarray(errors, dtype=np.float64).reshape(-1)
+    if x.size < 2:
+        raise DataError(f"{x.size} error(s) cannot describe a normal level: need at least 2")
+    return float(x.mean()), max(float(x.std(ddof=1)), MIN_STD)
+
+
+def relative_to_history(
+    errors: np.ndarray,
+    smoothing: int,
+    history: int,
+    reference: tuple[float, float],
+    min_history: int = MIN_HISTORY,
+) -> np.ndarray:
+    """Each row's smoothed error in standard deviations above the ``history`` errors before it.
+
+    ``z[i] = (mean(e[i-s+1 .. i]) − μ_i) / σ_i`` where ``s = smoothing`` and ``μ_i, σ_i`` are the mean and
+    standard deviation (ddof = 1, at least ``MIN_STD``) of ``e[i-s-history+1 .. i-s]``, the past just
+    before the smoothing window (so the errors being judged never judge themselves). Rows with fewer than
+    ``min_history`` past errors use ``reference`` (μ, σ) instead. Everything looks back only, so an online
+    monitor that keeps the last ``history + smoothing`` errors reproduces these values (to round-off).
+
+    Why: an autoencoder trained on a short stretch of normal data sees a real series drift away from it,
+    and its error rises everywhere, not only at faults. Measured against its own recent past, the error
+    flags *changes*, the way an operator reads a chart, and the scale is re-fitted as the series goes.
+
+    Args:
+        errors: Raw (unsmoothed) errors, one per row, shape ``(N,)``.
+        smoothing: Rows averaged into the judged value (``>= 1``).
+        history: Past rows the judged value is compared with (``>= 2``).
+        reference: ``(mean, std)`` used while the past is shorter than ``min_history``.
+        min_history: Past rows needed before the row's own past is used.
+
+    Returns:
+        ``(N,)`` float64 scores.
+    """
+    import pandas as pd
+
+    if history < 2:
+        raise ParamsError(f"history must be at least 2 rows, got {history}")
+    e = np.asarray(errors, dtype=np.float64).reshape(-1)
+    smoothed = smooth(e, smoothing)
+    past = pd.Series(e).shift(smoothing).rolling(history, min_periods=max(int(min_history), 2))
+    mu = past.mean().to_numpy(dtype=np.float64, copy=True)
+    sd = past.std(ddof=1).to_numpy(dtype=np.float64, copy=True)
+    short = np.isnan(mu)
+    mu[short], sd[short] = reference
+    return (smoothed - mu) / np.maximum(sd, MIN_STD)
+
+
+def alarm_points(flags: np.ndarray, cooldown: int) -> np.ndarray:
+    """Rows that raise an alarm: flagged rows more than ``cooldown`` rows after the previous alarm.
+
+    A fault keeps a score high for a while; paging an operator for each of its rows buries the one
+    message that matters. ``cooldown = 0`` makes every flagged row an alarm. The rule only looks back, so
+    an online monitor that remembers its last alarm raises the same ones.
+    """
+    f = np.asarray(flags, dtype=bool).reshape(-1)
+    out = np.zeros_like(f)
+    if cooldown <= 0:
+        return f.copy()
+    last = -cooldown - 1
+    for i in np.flatnonzero(f):  # flagged rows are few; a loop keeps the rule obvious
+        if i - last > cooldown:
+            out[i] = True
+            last = int(i)
     return out
 
 
@@ -240,6 +325,8 @@ def choose_threshold(val_scores: np.ndarray, p: ThresholdParams) -> tuple[float,
         if p.smoothing == 1
         else f"the smoothed reconstruction error (trailing mean over {p.smoothing} points)"
     )
+    if p.history:
+        what += f", in standard deviations above the {p.history} errors before it,"
     details: dict[str, Any] = {"method": p.method, "smoothing": p.smoothing, "n_val": int(s.size)}
     if p.method == "percentile":
         thr = percentile_threshold(s, p.percentile)
@@ -263,6 +350,14 @@ def choose_threshold(val_scores: np.ndarray, p: ThresholdParams) -> tuple[float,
             f"flag when {what} exceeds {thr:.4g}: a generalised Pareto tail fitted to the top "
             f"{_pct(1.0 - p.pot_quantile)} of validation errors puts the chance that a normal point exceeds "
             f"it at {_pct(p.pot_risk)} (about 1 in {round(1.0 / p.pot_risk):,})"
+        )
+    elif p.method == "fixed":
+        assert p.value is not None  # ThresholdParams requires it for "fixed"
+        thr = float(p.value)
+        details["value"] = thr
+        explanation = (
+            f"flag when {what} exceeds {thr:.4g}, a number set in params (sensor.threshold.value); "
+            f"{_pct(float(np.mean(s > thr)))} of validation points lie above it"
         )
     else:  # pragma: no cover - ThresholdParams validates the literal
         raise ParamsError(f"unknown threshold.method {p.method!r}; use percentile, mean_k_sigma or pot")

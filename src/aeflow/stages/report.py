@@ -501,6 +501,7 @@ SENSOR_METRICS = {
     "event_recall": "event recall",
     "mean_detection_delay": "mean delay (rows)",
     "far": "false-alarm rate",
+    "alarms": "alarms",
     "roc_auc": "ROC-AUC",
     "pr_auc": "PR-AUC",
     "nab_standard": "NAB standard",
@@ -557,10 +558,18 @@ def sensor_section(params: Params, inputs: ReportInputs) -> str:
     for r in run["series"]:
         explanation = r.get("threshold_details", {}).get("explanation", "")
         parts.append(f"<p><b>{h.esc(r['series'])}</b>: {h.esc(explanation)}</p>")
+    t = params.sensor.threshold
+    parts.append(
+        f"<p>Alarms: a flagged reading raises an alarm unless one was raised within the previous "
+        f"{t.cooldown} readings (<code>sensor.threshold.cooldown</code>), so one fault pages once; NAB "
+        "scores and the <i>alarms</i> column count alarms, the other metrics count flagged readings.</p>"
+    )
     parts.append(
         '<p class="note">Change the rule with <code>sensor.threshold.method</code> (pot, percentile, '
-        "mean_k_sigma) and its parameters; <code>smoothing</code> averages the error over the last readings "
-        "first. Lower thresholds catch more faults and raise more false alarms.</p>"
+        "mean_k_sigma, fixed) and its parameters; <code>smoothing</code> averages the error over the last "
+        "readings first; <code>history</code> measures that average in standard deviations above the "
+        "errors before it, for series that drift after training. Lower thresholds catch more faults and "
+        "raise more false alarms.</p>"
     )
     parts.append("<h3>Error over time</h3>")
     for f in sorted(evaluation.glob("*.png")):

@@ -77,7 +77,7 @@ def _train_one(params: Params, s: Any, models_dir: Path, plots_dir: Path, data_p
     from aeflow import tracking
     from aeflow.data.windows import Scaler, fill_missing, make_windows
     from aeflow.evaluation.detector import AnomalyDetector, flat_limits
-    from aeflow.evaluation.thresholds import choose_threshold
+    from aeflow.evaluation.thresholds import choose_threshold, history_stats
     from aeflow.models.registry import build_model, save_model
     from aeflow.tracking.callbacks import EpochHistory
     from aeflow.tracking.serving import log_detector
@@ -132,14 +132,21 @@ def _train_one(params: Params, s: Any, models_dir: Path, plots_dir: Path, data_p
         "window_length": w.length,
         "score_steps": w.score_steps,
         "smoothing": cfg.threshold.smoothing,
+        "history": cfg.threshold.history,
+        "history_ref": None,
+        "cooldown": cfg.threshold.cooldown,
         "flat_limits": flat_limits(values[t0:t1], cfg.threshold.flatline_min_run),
         "scaler": scaler.to_json(),
         "threshold": None,
     }
+    # Threshold from normal validation data (the training segment if there is no validation segment),
+    # scored with the readings before it as context, as it will be in use.
+    ref = slice(v0, v1) if v1 - v0 >= w.length else slice(t0, t1)
+    if cfg.threshold.history:
+        plain = AnomalyDetector(model, {**model.data_config, "history": 0})
+        model.data_config["history_ref"] = list(history_stats(plain.errors(values[: ref.stop])[ref]))
     detector = AnomalyDetector.from_model(model)
-    # Threshold from normal validation data (the training segment if there is no validation segment).
-    ref = values[v0:v1] if v1 - v0 >= w.length else values[t0:t1]
-    threshold, details = choose_threshold(detector.score(ref), cfg.threshold)
+    threshold, details = choose_threshold(detector.score(values[: ref.stop])[ref], cfg.threshold)
     model.data_config["threshold"] = float(threshold)
     model.data_config["threshold_details"] = details
     save_model(model, str(out / "model.pt"))
@@ -251,12 +258,14 @@ def method_scores(
     params: Params, detector: Any, values: np.ndarray, bounds: dict[str, tuple[int, int]]
 ) -> dict[str, tuple[np.ndarray, float, dict[str, Any]]]:
     """Per-row scores and thresholds of the autoencoder and of every baseline, each fitted on the training
-    segment and thresholded by the same rule on the validation segment."""
+    segment, turned into scores by the same rule (``sensor.threshold``: smoothing, history) and thresholded
+    by the same rule on the validation segment."""
     from aeflow.data.windows import fill_missing
     from aeflow.evaluation import anomaly
-    from aeflow.evaluation.thresholds import choose_threshold
+    from aeflow.evaluation.thresholds import choose_threshold, history_stats, relative_to_history, smooth
 
     ev = params.sensor.evaluate
+    p = params.sensor.threshold
     (t0, t1), (v0, v1) = bounds["train"], bounds["val"]
     ref = slice(v0, v1) if v1 - v0 >= 8 else slice(t0, t1)
     out = {
@@ -278,7 +287,11 @@ def method_scores(
                 continue
             s = anomaly.pca_scores(train, filled, min(ev.pca_components, filled.shape[1] - 1))
         s = np.asarray(s, dtype=np.float64)
-        thr, details = choose_threshold(s[ref], params.sensor.threshold)
+        if p.history:
+            s = relative_to_history(s, p.smoothing, p.history, history_stats(s[ref]))
+        else:
+            s = smooth(s, p.smoothing)
+        thr, details = choose_threshold(s[ref], p)
         out[name] = (s, float(thr), details)
     return out
 
@@ -320,6 +333,7 @@ def evaluate(
         probationary_length,
         score_file,
     )
+    from aeflow.evaluation.thresholds import alarm_points
     from aeflow.report.figures import anomaly_timeline, bar_chart
 
     detectors = load_detectors(models)
@@ -358,8 +372,12 @@ def evaluate(
                 m.update(anomaly.event_metrics(labels[a0:a1], flags[a0:a1], tolerance=grace))
                 m.update(anomaly.ranking_metrics(labels[a0:a1], score[a0:a1]))
                 m["recall_by_kind"] = recall_by_kind(m.pop("events", []), events.get(s.name, []), a0)
+                # NAB counts alarms: every one outside a window is a false positive, so each method's
+                # flags go through the same cooldown (sensor.threshold.cooldown) the detector uses.
+                alarms = alarm_points(flags, params.sensor.threshold.cooldown)
+                m["alarms"] = int(alarms[a0:a1].sum())
                 for prof in profiles:
-                    raw, _ = score_file(flags, windows, PROFILES[prof], probation)
+                    raw, _ = score_file(alarms, windows, PROFILES[prof], probation)
                     null = null_score(windows, PROFILES[prof], probation)
                     perfect = perfect_score(windows, PROFILES[prof], probation)
                     m[f"nab_{prof}"] = normalised_score(raw, null, perfect) if perfect != null else None
@@ -415,6 +433,7 @@ def evaluate(
             ):
                 vals = [r[key] for r in rows if r.get(key) is not None]
                 agg[key] = round(float(np.mean(vals)), 6) if vals else None
+            agg["alarms"] = int(sum(r.get("alarms", 0) for r in rows))  # a count: summed over series
             for prof, (raw, null, perfect) in nab_sums.get(name, {}).items():
                 agg[f"nab_{prof}"] = (
                     round(normalised_score(raw, null, perfect), 4) if perfect != null else None

@@ -4,7 +4,8 @@ The pyfunc wraps scaler + windowing + autoencoder + threshold (:class:`~aeflow.e
 AnomalyDetector`). Its only artifact is the weights-only ``model.pt`` written by the train stage (settings
 inside), so serving never unpickles a network. A request is a frame of readings, one row per time step in
 time order, with one column per sensor (other columns, e.g. a timestamp, are ignored); the answer has one
-row per reading: ``score``, ``flag`` and the ``threshold``. The first rows of a request are scored with a
+row per reading: ``score``, ``flag``, ``alarm`` (flagged and outside the previous alarm's cooldown, within
+the request) and the ``threshold``. The first rows of a request are scored with a
 window padded by repeating the first reading, so even a 1-row request gets an answer.
 """
 
@@ -38,8 +39,14 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
         d.check_columns([str(c) for c in frame.columns], "request")
         values = frame[d.sensors].to_numpy(dtype=np.float32)
         scores = d.score(values)
+        flags = d.flags(scores)
         return pd.DataFrame(
-            {"score": scores.astype(np.float64), "flag": d.flags(scores), "threshold": d.threshold}
+            {
+                "score": scores.astype(np.float64),
+                "flag": flags,
+                "alarm": d.alarms(flags),
+                "threshold": d.threshold,
+            }
         )
 
 
@@ -63,7 +70,9 @@ def log_detector(
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
     name = registered_model_name(tracking, use_case)
     example = pd.DataFrame({s: np.zeros(3, dtype=np.float64) for s in sensors})
-    output = pd.DataFrame({"score": [0.0] * 3, "flag": [False] * 3, "threshold": [1.0] * 3})
+    output = pd.DataFrame(
+        {"score": [0.0] * 3, "flag": [False] * 3, "alarm": [False] * 3, "threshold": [1.0] * 3}
+    )
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="detector",
