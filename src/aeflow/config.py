@@ -431,9 +431,23 @@ class SpectrogramParams(Strict):
     griffin_lim_iters: Annotated[int, Field(ge=1, le=500)] = 32
     patch_frames: Annotated[int, Field(ge=4, le=128)] = 16
     patch_hop: Annotated[int, Field(ge=1, le=128)] = 8
+    #: How much each time-frequency bin counts in the training loss. ``uniform``: all alike (plain MSE).
+    #: ``noisy_power`` / ``clean_power``: the bin's linear power raised to ``loss_weight_exponent``,
+    #: normalised to mean 1 per utterance. SI-SDR is an energy ratio decided by the loud bins, whereas a
+    #: uniform loss on log values spends most of its effort on quiet bins that barely change the waveform.
+    loss_weight: Literal["uniform", "noisy_power", "clean_power"] = "uniform"
+    loss_weight_exponent: Annotated[float, Field(gt=0, le=2)] = 1.0
+    #: Deepest attenuation of the mask in dB (``null``: unbounded), applied to the training target and to
+    #: the estimate. Without it, bins where the clean signal is near silence ask for −80 dB or more, and
+    #: these large log errors dominate the loss although −30 dB already removes the noise there. Both
+    #: defaults here are off so that models saved before these options load with the settings they were
+    #: trained with; params.yaml turns them on (README: speech benchmark).
+    mask_floor_db: Annotated[float, Field(ge=-120, lt=0)] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> SpectrogramParams:
+        if self.mask_floor_db is not None and self.target != "mask":
+            raise ValueError("mask_floor_db needs target 'mask' (it bounds the mask's attenuation)")
         if self.hop_length > self.n_fft:
             raise ValueError("hop_length must not exceed n_fft (frames would skip samples)")
         if self.scale == "mel" and self.input == "relative":
@@ -493,6 +507,17 @@ class SpeechParams(Strict):
     evaluate: SpeechEvaluateParams = Field(default_factory=SpeechEvaluateParams)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _weights_need_mse(self) -> SpeechParams:
+        # Checked here, not at the first training step: a weighted loss is a weighted MSE.
+        if self.spectrogram.loss_weight != "uniform" and self.model.loss != "mse":
+            raise ValueError(
+                f"spectrogram.loss_weight {self.spectrogram.loss_weight!r} weights a squared error, but "
+                f"model.loss is {self.model.loss!r}. Fix: set speech.model.loss: mse or "
+                "speech.spectrogram.loss_weight: uniform."
+            )
+        return self
 
 
 # ----------------------------------------------------------------------------------------------- sensor

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from aeflow.config import SpectrogramParams
 from aeflow.data.audio import resample, set_level
+from aeflow.data.datamodules import PatchDataset
 from aeflow.data.spectrogram import (
+    EPS,
+    FeatureStats,
     SpectrogramCodec,
     apply_patchwise,
     estimate_from_output,
     fit_stats,
+    loss_weights,
     model_input,
     model_target,
     noise_floor,
@@ -114,3 +119,104 @@ def test_params_reject_inconsistent_options():
         SpectrogramParams(scale="mel", target="mask", input="absolute")
     with pytest.raises(ValueError, match="hop_length"):
         SpectrogramParams(n_fft=128, hop_length=256)
+
+
+# ------------------------------------------------------------------ energy-weighted loss and mask floor
+def _logmag(magnitude: list[list[float]]) -> np.ndarray:
+    """Log features as :meth:`SpectrogramCodec.analyse` makes them from linear magnitudes."""
+    return np.log(np.asarray(magnitude, dtype=np.float32) + EPS)
+
+
+def test_loss_weights_follow_linear_power_and_ignore_silent_bins():
+    noisy = _logmag([[1.0, 3.0], [0.0, 2.0]])
+    clean = _logmag([[0.0, 2.0], [0.0, 1.0]])
+    uniform = loss_weights(noisy, clean, SpectrogramParams())
+    np.testing.assert_array_equal(uniform, np.ones((2, 2), dtype=np.float32))
+    # |Y|² = [[1, 9], [0, 4]], mean 3.5.
+    power = loss_weights(noisy, clean, SpectrogramParams(loss_weight="noisy_power"))
+    np.testing.assert_allclose(power, [[1 / 3.5, 9 / 3.5], [0.0, 4 / 3.5]], rtol=1e-4, atol=1e-9)
+    assert power[1, 0] < 1e-9 and power.mean() == pytest.approx(1.0)
+    # Exponent 0.5: magnitude weighting, |Y| = [[1, 3], [0, 2]], mean 1.5.
+    mag = loss_weights(noisy, clean, SpectrogramParams(loss_weight="noisy_power", loss_weight_exponent=0.5))
+    np.testing.assert_allclose(mag, [[2 / 3, 2.0], [0.0, 4 / 3]], rtol=1e-4, atol=1e-9)
+    # |S|² = [[0, 4], [0, 1]], mean 1.25: bins with no speech count for nothing.
+    speech_only = loss_weights(noisy, clean, SpectrogramParams(loss_weight="clean_power"))
+    np.testing.assert_allclose(speech_only, [[0.0, 3.2], [0.0, 0.8]], rtol=1e-4, atol=1e-9)
+
+
+def test_weighted_mse_matches_the_hand_computed_value_and_skips_zero_weights():
+    from aeflow.models.base import weighted_mse
+
+    pred = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    target = torch.zeros(2, 2)
+    weight = torch.tensor([[1.0, 0.0], [2.0, 1.0]])
+    # (1·1 + 0·4 + 2·9 + 1·16) / (1 + 0 + 2 + 1) = 35 / 4
+    assert float(weighted_mse(pred, target, weight)) == pytest.approx(8.75)
+    moved = pred.clone()
+    moved[0, 1] = 100.0  # the zero-weight element may be anything
+    assert float(weighted_mse(moved, target, weight)) == pytest.approx(8.75)
+    assert float(weighted_mse(pred, target, torch.ones(2, 2))) == pytest.approx(7.5)  # plain MSE
+
+
+def test_model_step_uses_the_weights_a_batch_carries():
+    from aeflow.models.base import weighted_mse
+    from aeflow.models.registry import build_model
+
+    torch.manual_seed(0)
+    section = {
+        "variant": "denoising",
+        "architecture": "conv",
+        "latent_dim": 8,
+        "channels": [4],
+        "blocks_per_stage": 0,
+        "hidden_dims": [],
+        "loss": "mse",
+    }
+    model = build_model(section, [1, 9, 8], output="identity").eval()
+    x, target = torch.randn(3, 1, 9, 8), torch.randn(3, 1, 9, 8)
+    weight = torch.rand(3, 1, 9, 8)
+    weight[:, :, :4] = 0.0
+    with torch.no_grad():
+        pred = model(x)
+        loss, logs = model.model_step((x, target, weight))
+        plain, _ = model.model_step((x, target))
+    assert float(logs["recon"]) == pytest.approx(float(weighted_mse(pred, target, weight)), rel=1e-5)
+    assert float(plain) == pytest.approx(float(((pred - target) ** 2).mean()), rel=1e-5)
+    # Only the weighted bins matter: a different target where the weight is 0 leaves the loss alone.
+    other = target.clone()
+    other[:, :, :4] += 10.0
+    with torch.no_grad():
+        assert float(model.model_step((x, other, weight))[0]) == pytest.approx(float(loss), rel=1e-5)
+
+
+def test_patch_dataset_serves_weights_beside_the_target():
+    feats = np.arange(3 * 20, dtype=np.float32).reshape(3, 20)
+    ds = PatchDataset(feats, -feats, np.array([0, 4]), 8, weights=2 * feats)
+    x, y, w = ds[1]
+    assert x.shape == y.shape == w.shape == (1, 3, 8)
+    np.testing.assert_array_equal(w.numpy(), 2 * x.numpy())
+    assert len(PatchDataset(feats, -feats, np.array([0]), 8)[0]) == 2
+    with pytest.raises(ValueError, match="weights"):
+        PatchDataset(feats, -feats, np.array([0]), 8, weights=feats[:, :10])
+
+
+def test_mask_floor_bounds_target_and_estimate():
+    noisy = np.array([[0.0, 0.0, 0.0]], dtype=np.float32)
+    clean = np.array([[-5.0, -1.0, 0.5]], dtype=np.float32)  # −43 dB, −8.7 dB, +4.3 dB
+    stats = FeatureStats(np.zeros(1, np.float32), np.ones(1, np.float32), mask_scale=2.0)
+    floor = -np.log(10.0)  # −20 dB of magnitude = ln(0.1) nepers
+    y = model_target(noisy, clean, stats, "mask", mask_floor_db=-20.0)
+    np.testing.assert_allclose(y, [[floor / 2, -0.5, 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(model_target(noisy, clean, stats, "mask"), [[-2.5, -0.5, 0.0]])
+    est = estimate_from_output(noisy, np.array([[-10.0, -0.5, 3.0]]), stats, "mask", mask_floor_db=-20.0)
+    np.testing.assert_allclose(est, [[floor, -1.0, 0.0]], rtol=1e-6)
+    with pytest.raises(ValueError, match="mask_floor_db"):
+        SpectrogramParams(target="magnitude", mask_floor_db=-20.0)
+
+
+def test_a_weighted_loss_with_a_non_mse_loss_is_refused_in_params():
+    from aeflow.config import SpeechParams
+
+    with pytest.raises(ValueError, match=r"model\.loss is 'bce'"):
+        SpeechParams.model_validate({"spectrogram": {"loss_weight": "noisy_power"}, "model": {"loss": "bce"}})
+    assert SpeechParams.model_validate({"spectrogram": {"loss_weight": "uniform"}, "model": {"loss": "bce"}})

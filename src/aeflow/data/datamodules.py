@@ -75,23 +75,40 @@ class PatchDataset(torch.utils.data.Dataset):
     the patch start frames (see :func:`aeflow.data.spectrogram.patch_starts`, which keeps every patch
     inside one utterance). Cutting on the fly keeps memory at one copy of the features instead of one
     copy per overlapping patch (×4 at the default hop).
+
+    With ``weights`` (same layout, e.g. :func:`aeflow.data.spectrogram.loss_weights`) an item is
+    ``(input, target, weight)`` and the model weights its per-bin loss by it.
     """
 
     def __init__(
-        self, inputs: np.ndarray, targets: np.ndarray, starts: np.ndarray, patch_frames: int
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        starts: np.ndarray,
+        patch_frames: int,
+        weights: np.ndarray | None = None,
     ) -> None:
         self.inputs = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
         self.targets = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32))
+        self.weights = (
+            None if weights is None else torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32))
+        )
+        if self.weights is not None and self.weights.shape != self.targets.shape:
+            raise ValueError(
+                f"weights {tuple(self.weights.shape)} must match targets {tuple(self.targets.shape)}"
+            )
         self.starts = torch.from_numpy(np.asarray(starts, dtype=np.int64))
         self.patch_frames = patch_frames
 
     def __len__(self) -> int:
         return len(self.starts)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         s = int(self.starts[i])
         sl = slice(s, s + self.patch_frames)
-        return self.inputs[None, :, sl], self.targets[None, :, sl]
+        if self.weights is None:
+            return self.inputs[None, :, sl], self.targets[None, :, sl]
+        return self.inputs[None, :, sl], self.targets[None, :, sl], self.weights[None, :, sl]
 
 
 class PatchDataModule(pl.LightningDataModule):

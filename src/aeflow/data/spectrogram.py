@@ -134,12 +134,24 @@ def network_view(noisy_log: np.ndarray, params: SpectrogramParams) -> np.ndarray
     return noisy_log
 
 
+def mask_floor(floor_db: float | None) -> float:
+    """The lowest log ratio (nepers of magnitude) a mask may take: ``floor_db`` dB, or ``-inf``."""
+    return -np.inf if floor_db is None else float(floor_db) * np.log(10.0) / 20.0
+
+
+def log_ratio_mask(noisy_log: np.ndarray, clean_log: np.ndarray, floor_db: float | None = None) -> np.ndarray:
+    """Clean − noisy log magnitude, capped at 0 (a mask only attenuates) and at ``floor_db`` below."""
+    return np.clip(clean_log - noisy_log, mask_floor(floor_db), 0.0)
+
+
 def fit_stats(noisy: list[np.ndarray], clean: list[np.ndarray], params: SpectrogramParams) -> FeatureStats:
     """Fit :class:`FeatureStats` on training log features, each array (bins, frames)."""
     frames = np.concatenate([network_view(n, params) for n in noisy], axis=1)
     mean = frames.mean(axis=1).astype(np.float32)
     std = np.maximum(frames.std(axis=1), 1e-3).astype(np.float32)
-    ratio = np.concatenate([np.minimum(c - n, 0.0) for n, c in zip(noisy, clean, strict=True)], axis=1)
+    ratio = np.concatenate(
+        [log_ratio_mask(n, c, params.mask_floor_db) for n, c in zip(noisy, clean, strict=True)], axis=1
+    )
     return FeatureStats(mean, std, float(max(ratio.std(), 1e-3)))
 
 
@@ -149,21 +161,52 @@ def model_input(noisy_log: np.ndarray, stats: FeatureStats, params: SpectrogramP
 
 
 def model_target(
-    noisy_log: np.ndarray, clean_log: np.ndarray, stats: FeatureStats, target: str
+    noisy_log: np.ndarray,
+    clean_log: np.ndarray,
+    stats: FeatureStats,
+    target: str,
+    mask_floor_db: float | None = None,
 ) -> np.ndarray:
-    """What the network learns to output: a scaled log ratio mask (≤ 0) or normalised clean features."""
+    """What the network learns to output: a scaled log ratio mask (≤ 0, ≥ ``mask_floor_db``) or
+    normalised clean features."""
     if target == "mask":
-        return (np.minimum(clean_log - noisy_log, 0.0) / stats.mask_scale).astype(np.float32)
+        return (log_ratio_mask(noisy_log, clean_log, mask_floor_db) / stats.mask_scale).astype(np.float32)
     return ((clean_log - stats.mean[:, None]) / stats.std[:, None]).astype(np.float32)
 
 
 def estimate_from_output(
-    noisy_log: np.ndarray, output: np.ndarray, stats: FeatureStats, target: str
+    noisy_log: np.ndarray,
+    output: np.ndarray,
+    stats: FeatureStats,
+    target: str,
+    mask_floor_db: float | None = None,
 ) -> np.ndarray:
-    """Clean log features estimated from the network's output (inverse of :func:`model_target`)."""
+    """Clean log features estimated from the network's output (inverse of :func:`model_target`).
+
+    The mask is clipped to the same range as its training target, so an overshoot of the network can
+    neither amplify a bin nor attenuate it more than the model was taught to.
+    """
     if target == "mask":
-        return noisy_log + np.minimum(output * stats.mask_scale, 0.0)
+        return noisy_log + np.clip(output * stats.mask_scale, mask_floor(mask_floor_db), 0.0)
     return output * stats.std[:, None] + stats.mean[:, None]
+
+
+def loss_weights(noisy_log: np.ndarray, clean_log: np.ndarray, params: SpectrogramParams) -> np.ndarray:
+    """Per-bin weights of the training loss for one utterance (bins, frames), mean 1.
+
+    ``noisy_power`` weights each bin by its linear noisy power (``|Y|²``, to ``loss_weight_exponent``):
+    a mask error in a bin costs the waveform roughly ``|Y|²`` times the squared error of the gain, so
+    this makes the loss track the energy that SI-SDR measures. ``clean_power`` weights by ``|S|²`` (noise-
+    only bins then hardly count). A bin with no energy gets weight 0; normalising per utterance keeps a
+    loud and a quiet utterance equally important, as SI-SDR is scale-invariant.
+    """
+    if params.loss_weight == "uniform":
+        return np.ones_like(noisy_log, dtype=np.float32)
+    ref = noisy_log if params.loss_weight == "noisy_power" else clean_log
+    magnitude = np.maximum(np.exp(ref.astype(np.float64)) - EPS, 0.0)
+    weight = magnitude ** (2.0 * params.loss_weight_exponent)
+    total = weight.mean()
+    return (weight / total if total > 0 else np.ones_like(weight)).astype(np.float32)
 
 
 def patch_starts(lengths: list[int] | np.ndarray, patch_frames: int, hop: int) -> np.ndarray:

@@ -53,7 +53,8 @@ class SpeechDenoiser:
             self.spec.patch_frames,
             self.spec.patch_hop,
         )
-        return noisy_log, estimate_from_output(noisy_log, out, self.stats, self.spec.target), phase
+        est = estimate_from_output(noisy_log, out, self.stats, self.spec.target, self.spec.mask_floor_db)
+        return noisy_log, est, phase
 
     def __call__(self, noisy: np.ndarray) -> np.ndarray:
         """The denoised waveform, same length as ``noisy`` (noisy phase reused, or Griffin-Lim)."""

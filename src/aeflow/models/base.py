@@ -36,7 +36,17 @@ from aeflow.models.components import (
     MLPEncoder,
 )
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+#: ``(input, target)``, or ``(input, target, weight)`` with a per-element loss weight (speech: bin energy).
+Batch = tuple[torch.Tensor, ...]
+
+
+def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Σ w·(prediction − target)² / Σ w: an MSE where each element counts ``weight`` times.
+
+    Dividing by the total weight (not the element count) keeps the loss on the scale of a plain MSE, so
+    learning rates tuned for it still fit, and equals it when every weight is 1.
+    """
+    return (weight * (prediction - target) ** 2).sum() / weight.sum().clamp_min(1e-12)
 
 
 class BaseAutoencoder(pl.LightningModule):
@@ -158,6 +168,14 @@ class BaseAutoencoder(pl.LightningModule):
             return F.binary_cross_entropy_with_logits(logits, target)
         return F.mse_loss(self.activate(logits), target)
 
+    def weighted_recon_loss(
+        self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
+    ) -> torch.Tensor:
+        """Reconstruction loss of a batch that carries per-element weights (weighted MSE in data space)."""
+        if self.cfg.loss != "mse":
+            raise ValueError(f"per-element loss weights need loss 'mse', got {self.cfg.loss!r}")
+        return weighted_mse(self.activate(logits), target, weight)
+
     def reg_loss(self, x: torch.Tensor, z: torch.Tensor, extras: dict[str, torch.Tensor]) -> torch.Tensor:
         """Regulariser added to the reconstruction loss; none for a plain autoencoder."""
         return z.new_zeros(())
@@ -169,10 +187,14 @@ class BaseAutoencoder(pl.LightningModule):
     # ----------------------------------------------------------------- Lightning
     def model_step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One loss evaluation shared by training and validation: returns ``(loss, logs)``."""
-        x, target = self.prepare_batch(*batch)
+        x, target, *weight = batch
+        x, target = self.prepare_batch(x, target)
         z, extras = self.encode_for_training(x)
         logits = self.decode_logits(z)
-        recon = self.recon_loss(logits, target)
+        if weight:
+            recon = self.weighted_recon_loss(logits, target, weight[0])
+        else:
+            recon = self.recon_loss(logits, target)
         reg = self.reg_loss(x, z, extras)
         loss = recon + reg
         with torch.no_grad():

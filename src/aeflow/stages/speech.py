@@ -128,7 +128,13 @@ class CleanClips:
 def make_spectrograms(params: Params, data: Path, noisy: Path, out: Path) -> dict[str, Any]:
     """Log features of train/val mixtures and their clean references, normalised with train statistics."""
     from aeflow.data.audio import read_audio
-    from aeflow.data.spectrogram import SpectrogramCodec, fit_stats, model_input, model_target
+    from aeflow.data.spectrogram import (
+        SpectrogramCodec,
+        fit_stats,
+        loss_weights,
+        model_input,
+        model_target,
+    )
 
     p, rate = params.speech.spectrogram, params.speech.ingest.sample_rate
     codec = SpectrogramCodec(p, rate)
@@ -156,16 +162,17 @@ def make_spectrograms(params: Params, data: Path, noisy: Path, out: Path) -> dic
             lengths = np.array([f.shape[1] for f in noisy_logs], dtype=np.int64)
             if len(lengths):
                 inputs = np.concatenate([model_input(n, stats, p) for n in noisy_logs], axis=1)
+                pairs = list(zip(noisy_logs, clean_logs, strict=True))
                 targets = np.concatenate(
-                    [
-                        model_target(n, c, stats, p.target)
-                        for n, c in zip(noisy_logs, clean_logs, strict=True)
-                    ],
-                    axis=1,
+                    [model_target(n, c, stats, p.target, p.mask_floor_db) for n, c in pairs], axis=1
                 )
+                weights = np.concatenate([loss_weights(n, c, p) for n, c in pairs], axis=1)
             else:
-                inputs = targets = np.zeros((codec.bins, 0), dtype=np.float32)
-            save_arrays(tmp / f"{split}.npz", {"inputs": inputs, "targets": targets, "lengths": lengths})
+                inputs = targets = weights = np.zeros((codec.bins, 0), dtype=np.float32)
+            arrays = {"inputs": inputs, "targets": targets, "lengths": lengths}
+            if p.loss_weight != "uniform":  # uniform: plain MSE, no third array to carry
+                arrays["weights"] = weights
+            save_arrays(tmp / f"{split}.npz", arrays)
             info["frames"][split] = int(lengths.sum())
         write_json(tmp / "stats.json", info)
     return {k: v for k, v in info.items() if k != "stats"}
@@ -183,10 +190,10 @@ def _snapshot_callback(processed: Path, info: dict[str, Any], p: Any) -> Any:
     n = int(arrays["lengths"][0])
     inputs, targets = arrays["inputs"][:, :n], arrays["targets"][:, :n]
     noisy_log = inputs * stats.std[:, None] + stats.mean[:, None]
-    clean_log = estimate_from_output(noisy_log, targets, stats, p.target)
+    clean_log = estimate_from_output(noisy_log, targets, stats, p.target, p.mask_floor_db)
 
     def to_panels(output: np.ndarray) -> list[tuple[str, np.ndarray]]:
-        denoised = estimate_from_output(noisy_log, output, stats, p.target)
+        denoised = estimate_from_output(noisy_log, output, stats, p.target, p.mask_floor_db)
         return [
             ("noisy", noisy_log),
             ("denoised", denoised),
@@ -220,7 +227,9 @@ def train(
     for split, hop in (("train", p.patch_hop), ("val", p.patch_frames)):
         arrays = load_arrays(processed / f"{split}.npz")
         starts = patch_starts(arrays["lengths"], p.patch_frames, hop)
-        sets[split] = PatchDataset(arrays["inputs"], arrays["targets"], starts, p.patch_frames)
+        sets[split] = PatchDataset(
+            arrays["inputs"], arrays["targets"], starts, p.patch_frames, weights=arrays.get("weights")
+        )
     if not len(sets["train"]):
         raise DataError(
             f"{processed / 'train.npz'}: no training patch of {p.patch_frames} frames fits in the clips. "
