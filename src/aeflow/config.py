@@ -635,9 +635,17 @@ class ThresholdParams(Strict):
     ``cooldown``: after an alarm, further flagged rows within this many rows raise no new alarm (they stay
     flagged). One incident, one page; NAB scores count every alarm outside a window as a false positive.
 
+    ``season``: a duration such as ``1D`` (pandas notation: ``12h``, ``7D``): a score counts only by how
+    far it rises above the highest score one season earlier (within ``season_tolerance`` rows), so what
+    recurs at the same time every day — a nightly job, a shift change — stops alarming after its first
+    day (:func:`~aeflow.evaluation.thresholds.seasonal_excess`). ``null`` turns it off.
+
     ``flatline_min_run``: a sensor that repeats one exact reading for this many samples, and for twice
     the longest repeat it showed in training, is flagged as stuck (0 turns the guard off); a frozen value
-    is the one fault a reconstruction error cannot see.
+    is the one fault a reconstruction error cannot see. ``flatline_risk``: the run must also be one a
+    live sensor makes by chance less often than this, per reading, judged from how often it repeated its
+    previous reading in training (quantised sensors, e.g. readings rounded to one decimal, repeat
+    legitimately).
     """
 
     method: Literal["percentile", "mean_k_sigma", "pot", "fixed"] = "pot"
@@ -649,7 +657,10 @@ class ThresholdParams(Strict):
     smoothing: Annotated[int, Field(ge=1, le=500)] = 1
     history: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     cooldown: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    season: str | None = None
+    season_tolerance: Annotated[int, Field(ge=0, le=10000)] = 2
     flatline_min_run: Annotated[int, Field(ge=0, le=10000)] = 4
+    flatline_risk: Annotated[float, Field(gt=0, lt=0.5)] = 1e-4
 
     @model_validator(mode="after")
     def _fixed_needs_value(self) -> ThresholdParams:
@@ -658,12 +669,31 @@ class ThresholdParams(Strict):
                 "method 'fixed' needs a finite 'value' (the threshold itself, e.g. value: 3.5 with history: "
                 "750 for 3.5 standard deviations above the recent past). Fix: set sensor.threshold.value."
             )
+        if self.season is not None:
+            self.season_seconds()  # raises on a duration pandas cannot read
         if self.history and self.history < 2 * self.smoothing:
             raise ValueError(
                 f"history ({self.history}) must be at least twice smoothing ({self.smoothing}): the recent "
                 "errors are compared with a longer past. Fix: raise history or set it to 0."
             )
         return self
+
+    def season_seconds(self) -> float | None:
+        """``season`` in seconds (None when off)."""
+        if self.season is None:
+            return None
+        import pandas as pd
+
+        try:
+            seconds = pd.Timedelta(self.season).total_seconds()
+        except (ValueError, TypeError):
+            seconds = float("nan")
+        if not seconds > 0:
+            raise ValueError(
+                f"season {self.season!r} is not a positive duration. Fix: write it as pandas does, e.g. "
+                "'1D' (a day), '12h', '7D', or null to turn seasons off."
+            )
+        return seconds
 
 
 class SensorEvaluateParams(Strict):

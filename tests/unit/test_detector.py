@@ -121,6 +121,30 @@ def test_history_scores_and_cooldown_alarms_agree_online_and_in_batch(detector):
     assert alarms.sum() <= 4 and flags.sum() > alarms.sum()
 
 
+def test_seasonal_scores_and_alarms_agree_online_and_in_batch(detector):
+    """With a season, the online scorer keeps the last season of scores (constant memory) and gives the
+    batch scores; a fault repeated one season later at the same time no longer alarms."""
+    d = _with_history(detector, season_rows=100, season_tolerance=2, cooldown=5)
+    values = _series(400, seed=4)
+    values[150:153, 0] += 6  # a fault ...
+    values[250:253, 0] += 6  # ... that recurs 100 rows (one "season") later
+    values[330, 1] -= 8  # and a spike at a new time
+    values[120, 2] = np.nan
+    scores = d.score(values)
+    alarms = d.alarms(d.flags(scores))
+    scorer = StreamScorer(d)
+    online, online_alarms = [], []
+    for row in values:
+        online.append(scorer.push(row)[0])
+        online_alarms.append(scorer.alarm)
+    np.testing.assert_allclose(online, scores, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(online_alarms, alarms)
+    assert len(scorer.past_scores) == 102  # season + tolerance scores, no more
+    plain = _with_history(detector, cooldown=5).score(values)
+    assert alarms[150:160].any() and alarms[330:335].any()
+    assert plain[250:256].max() > d.threshold >= scores[250:256].max()  # the repeat: flagged only without
+
+
 def test_a_short_request_is_scored_against_the_reference_level(detector):
     """A 1-row request has no past of its own: it is judged against the normal level stored with the
     model, so the served model answers on the same scale as a long series."""
@@ -145,6 +169,30 @@ def test_flat_runs_count_exact_repeats_and_restart_at_gaps():
     quantised = np.round(_series(), 0)  # a sensor that repeats values legitimately gets a longer limit
     assert all(limit > 4 for limit in flat_limits(quantised, 4))
     assert flat_limits(_series(), 0) is None
+
+
+def test_flat_limit_covers_the_runs_a_quantised_sensor_makes_by_chance():
+    """A sensor that repeats its previous reading with probability q runs r readings long with chance
+    q**(r-1): the limit is the shortest run rarer than ``risk``, even where a short training segment never
+    showed one (twice its longest training run would flag the live sensor about once per 1,000 rows)."""
+    rng = np.random.default_rng(0)
+    repeat = rng.random(200_000) < 0.25  # each reading repeats the previous one with probability 1/4
+    live = np.cumsum(~repeat).astype(np.float64)[:, None]  # a new value whenever it does not repeat
+    train = live[:200]
+    q = float(np.mean(train[1:, 0] == train[:-1, 0]))
+    assert 0.15 < q < 0.35
+    old = 2 * int(flat_runs(train).max())
+    limit = flat_limits(train, 2, risk=1e-4)[0]
+    assert limit == 1 + int(np.ceil(np.log(1e-4) / np.log(q))) > old
+    runs = flat_runs(live)[:, 0]
+    assert float(np.mean(runs >= old)) > 5e-4  # the old rule alone: a false "stuck" every ~1,000 rows
+    assert float(np.mean(runs >= limit)) < 3e-4  # the new limit: about as rare as the risk promises
+    # A sensor that never repeats keeps the minimum; a constant one keeps twice its training run.
+    assert flat_limits(np.arange(100.0)[:, None], 4) == [4]
+    assert flat_limits(np.ones((50, 1)), 4) == [100]
+    # Gaps (NaN) are not repeats: q comes from pairs of readings only.
+    gappy = np.where(np.arange(100) % 10 == 0, np.nan, np.arange(100.0))[:, None]
+    assert flat_limits(gappy, 4) == [4]
 
 
 def test_a_stuck_sensor_is_flagged_though_its_error_falls(detector):

@@ -19,6 +19,7 @@ from aeflow.evaluation.thresholds import (
     percentile_threshold,
     pot_threshold,
     relative_to_history,
+    seasonal_excess,
     smooth,
 )
 
@@ -193,10 +194,49 @@ def test_history_stats_and_params_checks():
         ThresholdParams(method="fixed")
     with pytest.raises(ValueError, match="at least twice smoothing"):
         ThresholdParams(history=5, smoothing=3)
+    with pytest.raises(ValueError, match=r"not a positive duration.*'1D'"):
+        ThresholdParams(season="daily")
+    with pytest.raises(ValueError, match="not a positive duration"):
+        ThresholdParams(season="-1D")
+    assert ThresholdParams(season="12h").season_seconds() == 43200.0
+    assert ThresholdParams().season_seconds() is None
     thr, d = choose_threshold(np.array([0.0, 1.0, 2.0, 5.0]), ThresholdParams(method="fixed", value=1.5))
     assert thr == 1.5 and d["val_exceedance"] == 0.5 and "sensor.threshold.value" in d["explanation"]
     p = ThresholdParams(method="fixed", value=3.0, history=100)
     assert "standard deviations above the 100 errors" in choose_threshold(np.zeros(5), p)[1]["explanation"]
+
+
+def test_seasonal_excess_hand_computed():
+    s = np.array([0.0, 5.0, 1.0, 2.0, -1.0, 4.0, 3.0, 9.0, 0.5, 6.0])
+    out = seasonal_excess(s, period=4, tolerance=1)
+    # rows 0..2 have no row a season back (i - 4 + 1 < 0): unchanged
+    np.testing.assert_array_equal(out[:3], s[:3])
+    # row 3: the window s[-2..0] is clipped to s[0] = 0; row 4: max(s[0..1]) = 5
+    assert out[3] == 2.0 and out[4] == -1.0 - 5.0
+    # row 7: max(s[2..4]) = 2 → 9 − 2; row 9: max(s[4..6]) = 4 → 6 − 4
+    assert out[7] == 7.0 and out[9] == 2.0
+    # a negative score a season back is no excuse: it counts as 0
+    neg = seasonal_excess(np.array([-3.0, -3.0, -3.0, 2.0, 2.0, 2.0]), period=3, tolerance=0)
+    np.testing.assert_array_equal(neg[3:], [2.0, 2.0, 2.0])
+    with pytest.raises(ParamsError, match="longer than its tolerance"):
+        seasonal_excess(s, period=2, tolerance=2)
+
+
+def test_seasonal_excess_silences_a_daily_job_and_keeps_a_new_fault():
+    """A spike at the same time every day is news on the first day only; a fault at another time, or a
+    spike twice as high as yesterday's, still stands out."""
+    rng = np.random.default_rng(3)
+    day = 288
+    s = rng.normal(0.0, 0.3, 10 * day)
+    for d in range(10):
+        s[d * day + 40 + rng.integers(-1, 2)] = 8.0  # a nightly job, ±1 row of jitter
+    s[6 * day + 200] = 8.0  # a fault, at a time nothing happens on other days
+    s[8 * day + 40] = 20.0  # the job's spike, far higher than before
+    out = seasonal_excess(s, period=day, tolerance=2)
+    jobs = [d * day + 40 + k for d in range(1, 10) for k in (-1, 0, 1) if d != 8]
+    assert out[np.array(jobs)].max() < 2.0  # every later night: within the noise
+    assert out[40 + np.arange(-1, 2)].max() > 7.0  # the first night has no yesterday
+    assert out[6 * day + 200] > 6.0 and out[8 * day + 40] > 10.0
 
 
 def test_alarm_points_one_alarm_per_cooldown():

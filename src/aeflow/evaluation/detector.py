@@ -7,6 +7,7 @@ usable on its own.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -25,8 +26,10 @@ class AnomalyDetector:
     readings of the window that ends at that row. Its score is the trailing mean of the last ``smoothing``
     errors, or, with ``history`` > 0, that mean in standard deviations above the ``history`` errors before
     it (:func:`~aeflow.evaluation.thresholds.relative_to_history`; ``history_ref``, the validation
-    segment's error mean and std, stands in while a series has too little past). A row is flagged when its
-    score exceeds ``threshold``; a flagged row raises an alarm unless one was raised within the last
+    segment's error mean and std, stands in while a series has too little past). With ``season_rows`` > 0
+    the score is then reduced by the highest score ``season_rows`` rows earlier (± ``season_tolerance``;
+    :func:`~aeflow.evaluation.thresholds.seasonal_excess`). A row is flagged when its score exceeds
+    ``threshold``; a flagged row raises an alarm unless one was raised within the last
     ``cooldown`` rows. Every step only looks back, so batch and online scoring agree (to round-off).
     """
 
@@ -45,6 +48,8 @@ class AnomalyDetector:
                 "the model file is incomplete. Fix: retrain it (dvc repro train@sensor)."
             )
         self.cooldown = int(config.get("cooldown") or 0)
+        self.season = int(config.get("season_rows") or 0)
+        self.season_tolerance = int(config.get("season_tolerance") or 0)
         self.threshold = float(config["threshold"]) if config.get("threshold") is not None else float("inf")
         self.scaler = Scaler.from_json(config["scaler"])
         self.config = config
@@ -89,13 +94,18 @@ class AnomalyDetector:
         return self.flatline_boost(self.score_errors(self.errors(x)), flat_runs(x))
 
     def score_errors(self, errors: np.ndarray) -> np.ndarray:
-        """Scores from raw errors: smoothed, and relative to their past when ``history`` is set."""
-        from aeflow.evaluation.thresholds import relative_to_history, smooth
+        """Scores from raw errors: smoothed, relative to their past when ``history`` is set, and above the
+        same time one season earlier when ``season_rows`` is set."""
+        from aeflow.evaluation.thresholds import relative_to_history, seasonal_excess, smooth
 
         if self.history:
             assert self.history_ref is not None  # checked in __init__
-            return relative_to_history(errors, self.smoothing, self.history, self.history_ref)
-        return smooth(errors, self.smoothing)
+            scores = relative_to_history(errors, self.smoothing, self.history, self.history_ref)
+        else:
+            scores = smooth(errors, self.smoothing)
+        if self.season:
+            scores = seasonal_excess(scores, self.season, self.season_tolerance)
+        return scores
 
     def alarms(self, flags: np.ndarray) -> np.ndarray:
         """Rows that raise an alarm: flagged, and no alarm within the previous ``cooldown`` rows."""
@@ -153,18 +163,38 @@ def flat_runs(values: np.ndarray) -> np.ndarray:
     return runs
 
 
-def flat_limits(train_values: np.ndarray, min_run: int) -> list[int] | None:
-    """Per-sensor run length that counts as stuck: twice the longest exact repeat in training, at least
-    ``min_run`` (0 turns the guard off)."""
+def flat_limits(train_values: np.ndarray, min_run: int, risk: float = 1e-4) -> list[int] | None:
+    """Per-sensor run length that counts as stuck (``min_run`` 0 turns the guard off).
+
+    The longest of: ``min_run``; twice the longest exact repeat in training; and the shortest run a live
+    sensor makes by chance less often than ``risk`` per reading. The last one matters for quantised sensors
+    (counts, readings rounded to one decimal): a sensor that repeats its previous reading with probability
+    ``q`` (measured on training) starts a run of ``r`` equal readings with probability about ``q**(r-1)``,
+    so a sensor that hit its most common value 5 times in a row now and then is not "stuck" even if the
+    short training segment never showed it.
+    """
     if min_run <= 0:
         return None
-    longest = flat_runs(train_values).max(axis=0) if len(train_values) else np.zeros(1, dtype=np.int64)
-    return [int(max(2 * int(m), min_run)) for m in np.atleast_1d(longest)]
+    x = np.asarray(train_values, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if not len(x):
+        return [int(min_run)] * x.shape[1]
+    longest = flat_runs(x).max(axis=0)
+    limits = []
+    for j in range(x.shape[1]):
+        col = x[:, j]
+        pairs = np.isfinite(col[1:]) & np.isfinite(col[:-1])
+        q = float(np.mean(col[1:][pairs] == col[:-1][pairs])) if pairs.any() else 0.0
+        chance = 1 + math.ceil(math.log(risk) / math.log(q)) if 0.0 < q < 1.0 else 0
+        limits.append(int(max(2 * int(longest[j]), min_run, chance)))
+    return limits
 
 
 class StreamScorer:
     """Online scoring with constant memory: the last ``length`` readings and ``smoothing`` errors (with
-    ``history``: the last ``history + smoothing`` errors).
+    ``history``: the last ``history + smoothing`` errors; with a season: the last ``season_rows +
+    season_tolerance`` scores).
 
     Gives the same scores and alarms as :meth:`AnomalyDetector.score` and :meth:`AnomalyDetector.alarms` on
     the whole series (tested), one row at a time; ``alarm`` says whether the last pushed row raised one.
@@ -174,6 +204,7 @@ class StreamScorer:
         self.d = detector
         self.window: deque[np.ndarray] = deque(maxlen=detector.length)
         self.recent: deque[float] = deque(maxlen=detector.smoothing + detector.history)
+        self.past_scores: deque[float] = deque(maxlen=detector.season + detector.season_tolerance)
         self.rows = 0
         self.last_alarm: int | None = None
         self.alarm = False
@@ -199,7 +230,8 @@ class StreamScorer:
         win = np.stack(self.window, axis=1)[None]  # (1, C, L)
         err = float(self.d.window_errors(win).mean(dtype=np.float64))
         self.recent.append(err)
-        score = float(self.d.flatline_boost(np.array([self._score()]), self.runs[None])[0])
+        score = self._seasonal(self._score())
+        score = float(self.d.flatline_boost(np.array([score]), self.runs[None])[0])
         flag = score > self.d.threshold
         self.alarm = flag and (self.last_alarm is None or self.rows - self.last_alarm > self.d.cooldown)
         if self.alarm:
@@ -223,6 +255,17 @@ class StreamScorer:
             assert self.d.history_ref is not None
             mu, sd = self.d.history_ref
         return (smoothed - mu) / max(sd, MIN_STD)
+
+    def _seasonal(self, score: float) -> float:
+        """The score above the highest one a season earlier (as :func:`seasonal_excess`), then kept."""
+        if not self.d.season:
+            return score
+        period, tol = self.d.season, self.d.season_tolerance
+        past = self.past_scores  # past[-k] is the score k rows back
+        # rows i-period-tol .. i-period+tol are k = period+tol .. period-tol rows back
+        back = [past[-k] for k in range(period - tol, period + tol + 1) if k <= len(past)]
+        self.past_scores.append(score)
+        return score - max(max(back), 0.0) if back else score
 
     def run(self, rows: Iterator[np.ndarray]) -> Iterator[tuple[float, bool]]:
         for row in rows:

@@ -155,6 +155,42 @@ def relative_to_history(
     return (smoothed - mu) / np.maximum(sd, MIN_STD)
 
 
+def seasonal_excess(scores: np.ndarray, period: int, tolerance: int) -> np.ndarray:
+    """How far each score rises above the highest score one season earlier.
+
+    ``out[i] = s[i] − max(0, max(s[i-period-tolerance .. i-period+tolerance]))`` (indices below 0 are
+    left out; rows with no row a season back keep their score). ``period`` is a season in rows (a day of
+    readings, say) and must exceed ``tolerance`` so that only the past is used; an online monitor that
+    keeps the last ``period + tolerance`` scores reproduces these values.
+
+    Why: real systems repeat themselves — a nightly backup, a shift change, a batch job at 03:25 — and a
+    detector trained on a short stretch of data flags each repetition afresh (a one-row spike once a day is
+    rare in any history of errors). A score that was as high at the same time yesterday is no news, while
+    a fault is: yesterday at that time the score was low, so it keeps nearly all of its height.
+    """
+    import pandas as pd
+
+    if period <= tolerance or tolerance < 0:
+        raise ParamsError(f"a season of {period} rows must be longer than its tolerance of {tolerance} rows")
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    out = s.copy()
+    if len(s) <= period - tolerance:
+        return out
+    around = pd.Series(s).rolling(2 * tolerance + 1, center=True, min_periods=1).max().to_numpy()
+    # around[j] is the max over s[j-tol .. j+tol]; row i looks at j = i - period (clipped at the start).
+    rows = np.arange(len(s))
+    j = rows - period
+    early = (j < 0) & (j + tolerance >= 0)  # the season-back window starts before row 0
+    ref = np.full(len(s), np.nan)
+    ref[j >= 0] = around[j[j >= 0]]
+    if early.any():
+        firsts = np.maximum.accumulate(s)  # max over s[0 .. k]
+        ref[early] = firsts[j[early] + tolerance]
+    has = ~np.isnan(ref)
+    out[has] = s[has] - np.maximum(ref[has], 0.0)
+    return out
+
+
 def alarm_points(flags: np.ndarray, cooldown: int) -> np.ndarray:
     """Rows that raise an alarm: flagged rows more than ``cooldown`` rows after the previous alarm.
 

@@ -42,6 +42,25 @@ def segments(series: Any, params: Params) -> dict[str, tuple[int, int]]:
     return split_bounds(len(series.frame), params.sensor.ingest, nab=series.nab)
 
 
+def season_rows(series: Any, p: Any) -> int:
+    """``sensor.threshold.season`` in rows of this series (its median sampling interval); 0 when off."""
+    seconds = p.season_seconds()
+    if seconds is None:
+        return 0
+    import pandas as pd
+
+    ts = pd.to_datetime(series.frame["timestamp"])
+    step = ts.diff().dt.total_seconds().median() if len(ts) > 1 else float("nan")
+    rows = round(seconds / step) if step > 0 else 0  # NaN (one row) compares False
+    if rows <= p.season_tolerance:
+        raise DataError(
+            f"{series.name}: sensor.threshold.season {p.season!r} is {rows} row(s) at this series' "
+            f"sampling interval ({step:g} s), not more than season_tolerance ({p.season_tolerance}). "
+            "Fix: lengthen the season, lower season_tolerance, or set season: null."
+        )
+    return rows
+
+
 # -------------------------------------------------------------------------------------------- inject
 def inject(params: Params, data: Path, out: Path) -> dict[str, Any]:
     """Inject faults into the scored segment of each series (per ``sensor.anomalies.inject``)."""
@@ -99,7 +118,8 @@ def _train_one(params: Params, s: Any, models_dir: Path, plots_dir: Path, data_p
             "Fix: raise sensor.ingest.train_fraction or lower sensor.windows.length."
         )
     name = safe_name(s.name)
-    # Bad model params stop here, before an MLflow run exists.
+    # Bad model or season params stop here, before an MLflow run exists.
+    season = season_rows(s, cfg.threshold)
     build_model(cfg.model.model_dump(), list(train_x.shape[1:]), output="identity", where="sensor.model")
     tags = tracking.lineage_tags(
         "sensor", "train", data_path, {tracking.TAG_VARIANT: cfg.model.variant, "aeflow.series": s.name}
@@ -135,7 +155,11 @@ def _train_one(params: Params, s: Any, models_dir: Path, plots_dir: Path, data_p
         "history": cfg.threshold.history,
         "history_ref": None,
         "cooldown": cfg.threshold.cooldown,
-        "flat_limits": flat_limits(values[t0:t1], cfg.threshold.flatline_min_run),
+        "season_rows": season,
+        "season_tolerance": cfg.threshold.season_tolerance,
+        "flat_limits": flat_limits(
+            values[t0:t1], cfg.threshold.flatline_min_run, cfg.threshold.flatline_risk
+        ),
         "scaler": scaler.to_json(),
         "threshold": None,
     }
@@ -262,11 +286,17 @@ def method_scores(
     params: Params, detector: Any, values: np.ndarray, bounds: dict[str, tuple[int, int]]
 ) -> dict[str, tuple[np.ndarray, float, dict[str, Any]]]:
     """Per-row scores and thresholds of the autoencoder and of every baseline, each fitted on the training
-    segment, turned into scores by the same rule (``sensor.threshold``: smoothing, history) and thresholded
-    by the same rule on the validation segment."""
+    segment, turned into scores by the same rule (``sensor.threshold``: smoothing, history, season) and
+    thresholded by the same rule on the validation segment."""
     from aeflow.data.windows import fill_missing
     from aeflow.evaluation import anomaly
-    from aeflow.evaluation.thresholds import choose_threshold, history_stats, relative_to_history, smooth
+    from aeflow.evaluation.thresholds import (
+        choose_threshold,
+        history_stats,
+        relative_to_history,
+        seasonal_excess,
+        smooth,
+    )
 
     ev = params.sensor.evaluate
     p = params.sensor.threshold
@@ -295,6 +325,8 @@ def method_scores(
             s = relative_to_history(s, p.smoothing, p.history, history_stats(s[ref]))
         else:
             s = smooth(s, p.smoothing)
+        if detector.season:  # the same season, in rows, as the autoencoder's
+            s = seasonal_excess(s, detector.season, detector.season_tolerance)
         thr, details = choose_threshold(s[ref], p)
         out[name] = (s, float(thr), details)
     return out
