@@ -179,8 +179,13 @@ def serve_latency(tmp: Path, n: int = 200) -> tuple[float, float]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}"}
-    mlflow_bin = str(Path(sys.executable).parent / "mlflow")
+    venv_bin = str(Path(sys.executable).parent)  # mlflow serve execs uvicorn from PATH: this venv's
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
+        "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+    }
+    mlflow_bin = str(Path(venv_bin) / "mlflow")
     cmd = [
         mlflow_bin,
         "models",
@@ -196,7 +201,9 @@ def serve_latency(tmp: Path, n: int = 200) -> tuple[float, float]:
         "-w",
         "1",
     ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
+    log = tmp / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -205,8 +212,9 @@ def serve_latency(tmp: Path, n: int = 200) -> tuple[float, float]:
                 urllib.request.urlopen(f"{base}/health", timeout=2).close()
                 break
             except OSError:
-                if time.time() > deadline:
-                    raise RuntimeError("mlflow models serve did not start") from None
+                if time.time() > deadline or proc.poll() is not None:
+                    tail = log.read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"mlflow models serve did not start:\n{tail}") from None
                 time.sleep(0.5)
         from aeflow.config import DEFAULT_SENSORS
 

@@ -242,3 +242,20 @@ def test_pyfunc_answers_readings_and_checks_columns(detector, tmp_path):
     assert len(one) == 1 and np.isfinite(one["score"]).all()
     with pytest.raises(DataError, match="missing sensor column"):
         pyfunc.predict(None, frame.drop(columns=["b"]))
+
+
+def test_season_in_rows_follows_the_sampling_interval():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from aeflow.config import ThresholdParams
+    from aeflow.stages.sensor import season_rows
+
+    ts = pd.date_range("2024-01-01", periods=50, freq="5min").astype(str)
+    series = SimpleNamespace(name="pump", frame=pd.DataFrame({"timestamp": ts}))
+    assert season_rows(series, ThresholdParams(season="1D")) == 288
+    assert season_rows(series, ThresholdParams(season="12h")) == 144
+    assert season_rows(series, ThresholdParams()) == 0
+    with pytest.raises(DataError, match=r"pump: sensor.threshold.season '10min' is 2 row\(s\).*Fix"):
+        season_rows(series, ThresholdParams(season="10min", season_tolerance=2))

@@ -204,6 +204,11 @@ def test_history_stats_and_params_checks():
     assert thr == 1.5 and d["val_exceedance"] == 0.5 and "sensor.threshold.value" in d["explanation"]
     p = ThresholdParams(method="fixed", value=3.0, history=100)
     assert "standard deviations above the 100 errors" in choose_threshold(np.zeros(5), p)[1]["explanation"]
+    p = ThresholdParams(method="fixed", value=3.0, history=100, season="1D")
+    assert (
+        "its highest value at the same time one season (1D) earlier,"
+        in choose_threshold(np.zeros(5), p)[1]["explanation"]
+    )
 
 
 def test_seasonal_excess_hand_computed():

@@ -362,7 +362,11 @@ def choose_threshold(val_scores: np.ndarray, p: ThresholdParams) -> tuple[float,
         else f"the smoothed reconstruction error (trailing mean over {p.smoothing} points)"
     )
     if p.history:
-        what += f", in standard deviations above the {p.history} errors before it,"
+        what += f", in standard deviations above the {p.history} errors before it"
+    if p.season:
+        what += f", less its highest value at the same time one season ({p.season}) earlier"
+    if p.history or p.season:
+        what += ","
     details: dict[str, Any] = {"method": p.method, "smoothing": p.smoothing, "n_val": int(s.size)}
     if p.method == "percentile":
         thr = percentile_threshold(s, p.percentile)

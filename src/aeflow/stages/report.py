@@ -568,7 +568,9 @@ def sensor_section(params: Params, inputs: ReportInputs) -> str:
         '<p class="note">Change the rule with <code>sensor.threshold.method</code> (pot, percentile, '
         "mean_k_sigma, fixed) and its parameters; <code>smoothing</code> averages the error over the last "
         "readings first; <code>history</code> measures that average in standard deviations above the "
-        "errors before it, for series that drift after training. Lower thresholds catch more faults and "
+        "errors before it, for series that drift after training; <code>season</code> (e.g. 1D) counts "
+        "only how far a score rises above the same time one season earlier, so what recurs daily alarms "
+        "once. Lower thresholds catch more faults and "
         "raise more false alarms.</p>"
     )
     parts.append("<h3>Error over time</h3>")
