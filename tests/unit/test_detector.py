@@ -99,6 +99,16 @@ def _with_history(detector: AnomalyDetector, **cfg: object) -> AnomalyDetector:
     return AnomalyDetector(detector.model, {**config, **cfg})
 
 
+def _online(d: AnomalyDetector, values: np.ndarray) -> tuple[StreamScorer, list[float], list[bool]]:
+    """Scores and alarm marks of ``values`` pushed one row at a time, and the scorer that made them."""
+    scorer = StreamScorer(d)
+    online, online_alarms = [], []
+    for row in values:
+        online.append(scorer.push(row)[0])
+        online_alarms.append(scorer.alarm)
+    return scorer, online, online_alarms
+
+
 def test_history_scores_and_cooldown_alarms_agree_online_and_in_batch(detector):
     d = _with_history(detector)
     values = _series(400, seed=4)
@@ -108,11 +118,7 @@ def test_history_scores_and_cooldown_alarms_agree_online_and_in_batch(detector):
     scores = d.score(values)
     flags = d.flags(scores)
     alarms = d.alarms(flags)
-    scorer = StreamScorer(d)
-    online, online_alarms = [], []
-    for row in values:
-        online.append(scorer.push(row)[0])
-        online_alarms.append(scorer.alarm)
+    scorer, online, online_alarms = _online(d, values)
     np.testing.assert_allclose(online, scores, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(online_alarms, alarms)
     assert len(scorer.recent) == d.history + d.smoothing  # constant memory
@@ -132,11 +138,7 @@ def test_seasonal_scores_and_alarms_agree_online_and_in_batch(detector):
     values[120, 2] = np.nan
     scores = d.score(values)
     alarms = d.alarms(d.flags(scores))
-    scorer = StreamScorer(d)
-    online, online_alarms = [], []
-    for row in values:
-        online.append(scorer.push(row)[0])
-        online_alarms.append(scorer.alarm)
+    scorer, online, online_alarms = _online(d, values)
     np.testing.assert_allclose(online, scores, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(online_alarms, alarms)
     assert len(scorer.past_scores) == 102  # season + tolerance scores, no more
