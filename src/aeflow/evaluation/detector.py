@@ -93,14 +93,19 @@ class AnomalyDetector:
         x = np.asarray(values, dtype=np.float32)
         return self.flatline_boost(self.score_errors(self.errors(x)), flat_runs(x))
 
-    def score_errors(self, errors: np.ndarray) -> np.ndarray:
+    def score_errors(self, errors: np.ndarray, reference: tuple[float, float] | None = None) -> np.ndarray:
         """Scores from raw errors: smoothed, relative to their past when ``history`` is set, and above the
-        same time one season earlier when ``season_rows`` is set."""
+        same time one season earlier when ``season_rows`` is set.
+
+        ``reference`` replaces ``history_ref`` (the normal level while the past is short), so that other
+        raw scores, e.g. a baseline's, go through exactly this rule on their own scale.
+        """
         from aeflow.evaluation.thresholds import relative_to_history, seasonal_excess, smooth
 
         if self.history:
-            assert self.history_ref is not None  # checked in __init__
-            scores = relative_to_history(errors, self.smoothing, self.history, self.history_ref)
+            ref = reference if reference is not None else self.history_ref
+            assert ref is not None  # history_ref checked in __init__
+            scores = relative_to_history(errors, self.smoothing, self.history, ref)
         else:
             scores = smooth(errors, self.smoothing)
         if self.season:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from aeflow.config import Params
+from aeflow.config import Params, ThresholdParams
 from aeflow.errors import DataError
 from aeflow.io import atomic_dir, atomic_file, read_json, write_json
 
@@ -42,7 +42,7 @@ def segments(series: Any, params: Params) -> dict[str, tuple[int, int]]:
     return split_bounds(len(series.frame), params.sensor.ingest, nab=series.nab)
 
 
-def season_rows(series: Any, p: Any) -> int:
+def season_rows(series: Any, p: ThresholdParams) -> int:
     """``sensor.threshold.season`` in rows of this series (its median sampling interval); 0 when off."""
     seconds = p.season_seconds()
     if seconds is None:
@@ -286,17 +286,11 @@ def method_scores(
     params: Params, detector: Any, values: np.ndarray, bounds: dict[str, tuple[int, int]]
 ) -> dict[str, tuple[np.ndarray, float, dict[str, Any]]]:
     """Per-row scores and thresholds of the autoencoder and of every baseline, each fitted on the training
-    segment, turned into scores by the same rule (``sensor.threshold``: smoothing, history, season) and
-    thresholded by the same rule on the validation segment."""
+    segment, turned into scores by the detector's rule (smoothing, history, season) and thresholded by
+    the same rule (``sensor.threshold``) on the validation segment."""
     from aeflow.data.windows import fill_missing
     from aeflow.evaluation import anomaly
-    from aeflow.evaluation.thresholds import (
-        choose_threshold,
-        history_stats,
-        relative_to_history,
-        seasonal_excess,
-        smooth,
-    )
+    from aeflow.evaluation.thresholds import choose_threshold, history_stats
 
     ev = params.sensor.evaluate
     p = params.sensor.threshold
@@ -321,12 +315,8 @@ def method_scores(
                 continue
             s = anomaly.pca_scores(train, filled, min(ev.pca_components, filled.shape[1] - 1))
         s = np.asarray(s, dtype=np.float64)
-        if p.history:
-            s = relative_to_history(s, p.smoothing, p.history, history_stats(s[ref]))
-        else:
-            s = smooth(s, p.smoothing)
-        if detector.season:  # the same season, in rows, as the autoencoder's
-            s = seasonal_excess(s, detector.season, detector.season_tolerance)
+        # The detector's own rule (smoothing, history, season), on the baseline's own normal level.
+        s = detector.score_errors(s, reference=history_stats(s[ref]) if detector.history else None)
         thr, details = choose_threshold(s[ref], p)
         out[name] = (s, float(thr), details)
     return out
@@ -369,7 +359,6 @@ def evaluate(
         probationary_length,
         score_file,
     )
-    from aeflow.evaluation.thresholds import alarm_points
     from aeflow.report.figures import anomaly_timeline, bar_chart
 
     detectors = load_detectors(models)
@@ -409,8 +398,8 @@ def evaluate(
                 m.update(anomaly.ranking_metrics(labels[a0:a1], score[a0:a1]))
                 m["recall_by_kind"] = recall_by_kind(m.pop("events", []), events.get(s.name, []), a0)
                 # NAB counts alarms: every one outside a window is a false positive, so each method's
-                # flags go through the same cooldown (sensor.threshold.cooldown) the detector uses.
-                alarms = alarm_points(flags, params.sensor.threshold.cooldown)
+                # flags go through the detector's cooldown.
+                alarms = d.alarms(flags)
                 m["alarms"] = int(alarms[a0:a1].sum())
                 for prof in profiles:
                     raw, _ = score_file(alarms, windows, PROFILES[prof], probation)

@@ -160,18 +160,18 @@ def make_spectrograms(params: Params, data: Path, noisy: Path, out: Path) -> dic
     with atomic_dir(out) as tmp:
         for split, (noisy_logs, clean_logs) in feats.items():
             lengths = np.array([f.shape[1] for f in noisy_logs], dtype=np.int64)
-            if len(lengths):
-                inputs = np.concatenate([model_input(n, stats, p) for n in noisy_logs], axis=1)
-                pairs = list(zip(noisy_logs, clean_logs, strict=True))
-                targets = np.concatenate(
+            pairs = list(zip(noisy_logs, clean_logs, strict=True))
+            empty = np.zeros((codec.bins, 0), dtype=np.float32)
+            arrays = {"inputs": empty, "targets": empty, "lengths": lengths}
+            if pairs:
+                arrays["inputs"] = np.concatenate([model_input(n, stats, p) for n in noisy_logs], axis=1)
+                arrays["targets"] = np.concatenate(
                     [model_target(n, c, stats, p.target, p.mask_floor_db) for n, c in pairs], axis=1
                 )
-                weights = np.concatenate([loss_weights(n, c, p) for n, c in pairs], axis=1)
-            else:
-                inputs = targets = weights = np.zeros((codec.bins, 0), dtype=np.float32)
-            arrays = {"inputs": inputs, "targets": targets, "lengths": lengths}
             if p.loss_weight != "uniform":  # uniform: plain MSE, no third array to carry
-                arrays["weights"] = weights
+                arrays["weights"] = (
+                    np.concatenate([loss_weights(n, c, p) for n, c in pairs], axis=1) if pairs else empty
+                )
             save_arrays(tmp / f"{split}.npz", arrays)
             info["frames"][split] = int(lengths.sum())
         write_json(tmp / "stats.json", info)
