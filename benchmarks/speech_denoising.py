@@ -1,6 +1,6 @@
 """Benchmark: the speech denoiser against two classical baselines on real speech and real noise.
 
-Runs the speech stages themselves (ingest → inject_noise → make_spectrograms → train → evaluate) in a
+Runs the speech stages themselves (ingest → inject_noise → featurize → train → evaluate) in a
 temporary folder, with ``params.yaml``'s speech settings except for the data:
 
 * clean speech: FSDD (``../shared/datasets/fsdd/recordings``, 8 kHz), clips joined per speaker to ≥ 2 s;
@@ -22,7 +22,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
@@ -52,7 +51,7 @@ def main() -> int:
         return 2
 
     from aeflow.config import parse_params
-    from aeflow.stages import ingest, noise, speech, validate
+    from aeflow.stages import run_use_case
 
     data = yaml.safe_load((ROOT / "params.yaml").read_text())
     files = sorted(p.name for p in (SHARED / "noise" / BACKGROUND).glob("*.wav"))
@@ -90,19 +89,10 @@ def main() -> int:
         )
         params = parse_params(data)
         os.chdir(tmp)
-        raw, interim, processed = tmp / "raw", tmp / "interim", tmp / "processed"
-        start = time.perf_counter()
-        info = ingest.run("speech", params, raw)
-        validate.run("speech", params, raw, tmp / "validation.json")
-        noise.run("speech", params, raw, interim)
-        speech.make_spectrograms(params, raw, interim, processed)
-        prep = time.perf_counter() - start
-        summary = speech.train(
-            params, processed, tmp / "validation.json", tmp / "models", tmp / "plots", str(raw)
-        )
-        start = time.perf_counter()
-        report = speech.evaluate(params, raw, interim, tmp / "models", tmp / "metrics.json", tmp / "plots")
-        scoring = time.perf_counter() - start
+        done = run_use_case(params, "speech", tmp)  # the pipeline's stages, on these params
+        info, summary, report = done["ingest"], done["train"], done["evaluate"]
+        prep = sum(done[f"{s}_seconds"] for s in ("ingest", "validate", "inject_noise", "featurize"))
+        scoring = done["evaluate_seconds"]
 
     print(
         f"\nFSDD at 8 kHz: {info['splits']['train']['clips']} train clips, test speaker {args.test_speaker} "

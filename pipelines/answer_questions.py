@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--plots", type=Path, required=True, help="folder for questions/")
 
     def run(a):  # noqa: ANN001, ANN202
-        from aeflow.stages.questions import run
+        from aeflow.usecases.mnist.answer_questions import run
 
         out = run(a.use_case, load_params(a.params), a.data, a.models, a.sweep, a.loss, a.metrics, a.plots)
         print(f"questions: {out['blurry']['summary']} knee k={out['knee_k']}")

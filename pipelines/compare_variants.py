@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--plots", type=Path, required=True, help="folder for the comparison figures")
 
     def run(a):  # noqa: ANN001, ANN202
-        from aeflow.stages.variants import run
+        from aeflow.usecases.mnist.variants import run
 
         out = run(
             a.use_case, load_params(a.params), a.data, a.noisy, a.validation, a.metrics, a.models, a.plots

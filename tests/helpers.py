@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aeflow.data.idx import write_idx_gz
+from aeflow.usecases.mnist.idx import write_idx_gz
 
 
 def write_idx_folder(folder: Path, images: np.ndarray, labels: np.ndarray, prefix: str = "train") -> Path:

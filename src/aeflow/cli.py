@@ -22,16 +22,9 @@ console = Console(soft_wrap=True)  # messages name files: never break them acros
 def model_input_shape(params: object, use_case: str) -> list[int] | None:
     """The shape of one model input as the train stage will see it, when params alone determine it
     (None for sensor CSVs, whose column count only the data knows)."""
-    if use_case == "mnist":
-        return [1, 28, 28]
-    if use_case == "speech":
-        sp = params.speech.spectrogram  # type: ignore[attr-defined]
-        bins = sp.n_mels if sp.scale == "mel" else sp.n_fft // 2 + 1
-        return [1, bins, sp.patch_frames]
-    ingest = params.sensor.ingest  # type: ignore[attr-defined]
-    if ingest.source == "simulator":
-        return [len(ingest.sensors), params.sensor.windows.length]  # type: ignore[attr-defined]
-    return None
+    from aeflow import usecases
+
+    return usecases.get(use_case).input_shape(params)  # type: ignore[arg-type]
 
 
 @app.command("check-params")
@@ -39,8 +32,10 @@ def check_params(
     params: Annotated[Path, typer.Option(help="params file to validate")] = Path("params.yaml"),
 ) -> None:
     """Validate a params file (including each use case's model section) without running anything."""
-    from aeflow.config import USE_CASES, load_params
+    from aeflow import usecases
+    from aeflow.config import load_params
     from aeflow.models.registry import build_model, variant_config
+    from aeflow.usecases import NAMES as USE_CASES
 
     try:
         loaded = load_params(params)
@@ -49,7 +44,7 @@ def check_params(
             variant_config(section, where=f"{uc}.model", file=str(params))
             shape = model_input_shape(loaded, uc)
             if shape is not None:  # build it (no training): latent size and layer shapes against the data
-                output = "sigmoid" if uc == "mnist" else "identity"
+                output = usecases.get(uc).model_output
                 build_model(section, shape, output=output, where=f"{uc}.model", file=str(params))
     except AeflowError as exc:
         console.print(f"[red]{exc}[/red]")
@@ -122,8 +117,8 @@ def denoise(
     """
     import numpy as np
 
-    from aeflow.data.audio import read_audio, resample, write_wav
-    from aeflow.evaluation.enhance import SpeechDenoiser
+    from aeflow.usecases.speech.audio import read_audio, resample, write_wav
+    from aeflow.usecases.speech.enhance import SpeechDenoiser
 
     try:
         audio, rate = read_audio(input_wav)
@@ -144,7 +139,7 @@ def denoise(
 def load_detector(model: str, tracking_uri: str | None = None) -> object:
     """The sensor detector from ``models/sensor`` (the first series), a ``model.pt`` or an MLflow URI of the
     registered pyfunc detector (``models:/aeflow-sensor@champion``)."""
-    from aeflow.evaluation.detector import AnomalyDetector
+    from aeflow.usecases.sensor.detector import AnomalyDetector
 
     path = Path(model)
     if path.is_dir():
@@ -194,7 +189,7 @@ def monitor(
     import math
     import sys
 
-    from aeflow.evaluation.detector import StreamScorer
+    from aeflow.usecases.sensor.detector import StreamScorer
 
     try:
         detector = load_detector(model, tracking_uri)
@@ -231,7 +226,7 @@ def monitor(
 
 
 def _use_cases(value: str) -> list[str]:
-    from aeflow.config import USE_CASES
+    from aeflow.usecases import NAMES as USE_CASES
 
     names = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [n for n in names if n not in USE_CASES]
@@ -371,6 +366,7 @@ def sync(
         )
         raise typer.Exit(1)
     failed = 0
+    synced: set[str] = set()
     for folder in folders:
         try:
             done = offline.sync(loaded.tracking, folder, echo=console.print)
@@ -381,6 +377,7 @@ def sync(
             continue
         if done.get("skipped"):
             continue
+        synced.add(folder.parent.name.removeprefix(".").removesuffix(".pending"))
         reg = done.get("registered") or {}
         version = f", registered {reg['registered_model']} v{reg['version']}" if reg else ""
         aliases = ", ".join(f"{k}=v{v}" for k, v in (done.get("aliases") or {}).items())
@@ -388,6 +385,12 @@ def sync(
             f"[green]{folder.name}: uploaded to {uri} as run {done['run_id']} "
             f"({done['metrics']} metric values{version}{'; ' + aliases if aliases else ''})[/green]"
         )
+    known = sorted(synced & set(loaded.model_fields))
+    if known:  # the report's promotion history follows at the next dvc repro
+        from aeflow.layout import REGISTRY
+        from aeflow.stages import registry
+
+        registry.run(known, loaded, models.parent / REGISTRY)
     raise typer.Exit(1 if failed else 0)
 
 

@@ -23,8 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from aeflow.errors import ParamsError
 
-USE_CASES = ("mnist", "speech", "sensor")
-
 DEFAULT_FSDD_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.zip"
 
 DEFAULT_MNIST_MIRRORS = [
@@ -37,6 +35,12 @@ class Strict(BaseModel):
     """Base for every params section: unknown keys are errors, values are immutable once loaded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UseCaseSection(Strict):
+    """Base of a use case's own section (``mnist:``, ``speech:``, …): :class:`Params` knows its use cases
+    by these fields, and ``tests/unit/test_use_cases.py`` holds them against the registry in
+    :mod:`aeflow.usecases` (which names them; this module imports no use case)."""
 
 
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -207,6 +211,20 @@ class ImageNoiseParams(Strict):
 
 DEFAULT_VARIANTS = ["vanilla", "denoising", "sparse", "contractive", "vae"]
 
+#: Each variant's own settings on top of the common model fields: an overcomplete sparse code, and a VAE
+#: whose decoder outputs Bernoulli pixel probabilities.
+DEFAULT_VARIANT_OPTIONS: dict[str, dict[str, Any]] = {
+    "sparse": {
+        "latent_dim": 64,
+        "blocks_per_stage": 0,
+        "sparsity": "kl",
+        "rho": 0.05,
+        "sparsity_weight": 0.02,
+    },
+    "contractive": {"contractive_weight": 0.01},
+    "vae": {"beta": 1.0, "likelihood": "bernoulli"},
+}
+
 
 class VariantsParams(Strict):
     """The variant comparison: which variants, how long, and each one's own options.
@@ -217,7 +235,9 @@ class VariantsParams(Strict):
 
     names: list[str] = Field(default_factory=lambda: list(DEFAULT_VARIANTS), min_length=1)
     epochs: PositiveInt = 6
-    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {name: dict(opts) for name, opts in DEFAULT_VARIANT_OPTIONS.items()}
+    )
     iwae_samples: Annotated[int, Field(ge=1, le=5000)] = 100
     iwae_examples: PositiveInt = 500
     num_generated: Annotated[int, Field(ge=10, le=1000)] = 100
@@ -269,7 +289,7 @@ class ModelSection(AEConfig):
         return value
 
 
-class MnistParams(Strict):
+class MnistParams(UseCaseSection):
     """Everything the ``mnist`` use case reads."""
 
     ingest: MnistIngestParams = Field(default_factory=MnistIngestParams)
@@ -334,7 +354,7 @@ class SpeechIngestParams(Strict):
     val_speaker_count: PositiveInt = 1
     max_clips: PositiveInt | None = None
     espeak_speakers: list[str] = Field(default_factory=lambda: list(DEFAULT_ESPEAK_SPEAKERS), min_length=3)
-    espeak_sentences: PositiveInt = 30
+    espeak_sentences: PositiveInt = 24
     espeak_rates_wpm: list[Annotated[int, Field(ge=80, le=400)]] = Field(
         default_factory=lambda: [150, 175], min_length=1
     )
@@ -440,8 +460,9 @@ class SpectrogramParams(Strict):
     #: Deepest attenuation of the mask in dB (``null``: unbounded), applied to the training target and to
     #: the estimate. Without it, bins where the clean signal is near silence ask for −80 dB or more, and
     #: these large log errors dominate the loss although −30 dB already removes the noise there. Both
-    #: defaults here are off so that models saved before these options load with the settings they were
-    #: trained with; params.yaml turns them on (README: speech benchmark).
+    #: class defaults here are off so that models saved before these options (their ``data_config`` has
+    #: neither key) load with the settings they were trained with; the speech use case's default
+    #: (``_speech_spectrogram``, = params.yaml) turns them on (README: speech benchmark).
     mask_floor_db: Annotated[float, Field(ge=-120, lt=0)] | None = None
 
     @model_validator(mode="after")
@@ -467,6 +488,11 @@ class SpeechEvaluateParams(Strict):
     subtraction_oversubtract: Annotated[float, Field(ge=0.5, le=5)] = 1.5
     subtraction_floor: Annotated[float, Field(ge=0, le=1)] = 0.05
     noise_quantile: Annotated[float, Field(gt=0, le=0.5)] = 0.1
+
+
+def _speech_spectrogram() -> SpectrogramParams:
+    # Not the class defaults (see SpectrogramParams.mask_floor_db): what params.yaml runs.
+    return SpectrogramParams(loss_weight="noisy_power", mask_floor_db=-30.0)
 
 
 def _speech_model() -> ModelSection:
@@ -495,13 +521,13 @@ def _speech_train() -> TrainParams:
     )
 
 
-class SpeechParams(Strict):
+class SpeechParams(UseCaseSection):
     """Everything the ``speech`` use case reads."""
 
     ingest: SpeechIngestParams = Field(default_factory=SpeechIngestParams)
     validate_: SpeechValidateParams = Field(default_factory=SpeechValidateParams, alias="validate")
     noise: SpeechNoiseParams = Field(default_factory=SpeechNoiseParams)
-    spectrogram: SpectrogramParams = Field(default_factory=SpectrogramParams)
+    spectrogram: SpectrogramParams = Field(default_factory=_speech_spectrogram)
     model: ModelSection = Field(default_factory=_speech_model)
     train: TrainParams = Field(default_factory=_speech_train)
     evaluate: SpeechEvaluateParams = Field(default_factory=SpeechEvaluateParams)
@@ -573,10 +599,17 @@ class SensorIngestParams(Strict):
 
 
 class SensorValidateParams(Strict):
-    """Bounds of the great-expectations suite on sensor series."""
+    """Bounds of the great-expectations suite on sensor series.
+
+    A step longer than ``max_gap_factor`` × the median step is a gap; the series fails when gaps are more
+    than ``max_gap_ratio`` of its rows (the windows assume a regular time grid). NAB files keep their own
+    row order, so up to ``nab_order_tolerance`` of their rows may break strict time order (clock artefacts).
+    """
 
     max_missing_ratio: Annotated[float, Field(ge=0, le=1)] = 0.05
     max_gap_factor: Annotated[float, Field(ge=1)] = 10.0
+    max_gap_ratio: Annotated[float, Field(ge=0, le=1)] = 0.05
+    nab_order_tolerance: Annotated[float, Field(ge=0, lt=1)] = 0.01
     min_rows: PositiveInt = 100
 
 
@@ -652,11 +685,11 @@ class ThresholdParams(Strict):
     percentile: Annotated[float, Field(gt=50, lt=100)] = 99.5
     k: Annotated[float, Field(gt=0, le=20)] = 4.0
     pot_quantile: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
-    pot_risk: Annotated[float, Field(gt=0, lt=0.1)] = 1e-3
+    pot_risk: Annotated[float, Field(gt=0, lt=0.1)] = 3e-4
     value: float | None = None
     smoothing: Annotated[int, Field(ge=1, le=500)] = 1
     history: Annotated[int, Field(ge=0, le=1_000_000)] = 0
-    cooldown: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    cooldown: Annotated[int, Field(ge=0, le=1_000_000)] = 48
     season: str | None = None
     season_tolerance: Annotated[int, Field(ge=0, le=10000)] = 2
     flatline_min_run: Annotated[int, Field(ge=0, le=10000)] = 4
@@ -735,7 +768,7 @@ def _sensor_train() -> TrainParams:
     )
 
 
-class SensorParams(Strict):
+class SensorParams(UseCaseSection):
     """Everything the ``sensor`` use case reads."""
 
     ingest: SensorIngestParams = Field(default_factory=SensorIngestParams)
@@ -803,6 +836,14 @@ class Params(Strict):
         if name not in USE_CASES:
             raise ParamsError(f"unknown use case {name!r}; available: {', '.join(USE_CASES)}")
         return getattr(self, name)
+
+
+#: The use cases params.yaml has a section for, in file order.
+USE_CASES: tuple[str, ...] = tuple(
+    name
+    for name, field in Params.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, UseCaseSection)
+)
 
 
 def _describe_error(err: dict[str, Any], path: Path, data: Any) -> str:

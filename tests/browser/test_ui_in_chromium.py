@@ -62,7 +62,8 @@ def tiny(tmp_path_factory) -> TinyRun:
     from aeflow.config import parse_params
     from aeflow.io import write_text
     from aeflow.report import html
-    from aeflow.stages import evaluate, ingest, report, sweep, train, validate
+    from aeflow.stages import evaluate, ingest, noise, report, sweep, train, validate
+    from aeflow.usecases.mnist.report import section as mnist_section
 
     root = tmp_path_factory.mktemp("browser")
     base = f"http://127.0.0.1:{free_port()}"
@@ -83,14 +84,16 @@ def tiny(tmp_path_factory) -> TinyRun:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         ingest.run("mnist", params, raw)
         validate.run("mnist", params, raw, validation)
-        train.run("mnist", params, raw, validation, models, plots)
-        evaluate.run("mnist", params, raw, models, metrics / "mnist.json", plots)
+        noisy = root / "data/interim/mnist"
+        noise.run("mnist", params, raw, noisy)
+        train.run("mnist", params, raw, validation, models, plots, noisy)
+        evaluate.run("mnist", params, raw, noisy, models, metrics / "mnist.json", plots / "evaluation")
         sweep.run("mnist", params, raw, validation, metrics / "mnist_sweep.json", plots)
     inputs = report.ReportInputs(
         metrics=metrics, plots=root / "plots", models=root / "models", validation=validation.parent
     )
     out = root / "reports/index.html"
-    section = report.mnist_section(params, inputs)
+    section = mnist_section(params, inputs)
     write_text(out, html.page("aeflow report", [("mnist", "MNIST compression", section)]))
 
     from mlflow.tracking import MlflowClient

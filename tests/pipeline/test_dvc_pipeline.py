@@ -385,7 +385,7 @@ def test_speech_run_logs_audio_and_registers_a_loadable_denoiser(repo, tmp_path)
     import mlflow
     import soundfile as sf
 
-    from aeflow.evaluation.enhance import SpeechDenoiser
+    from aeflow.usecases.speech.enhance import SpeechDenoiser
 
     c = client(repo)
     run_id = json.loads((repo / "models/speech/run.json").read_text())["run_id"]
@@ -401,7 +401,7 @@ def test_speech_run_logs_audio_and_registers_a_loadable_denoiser(repo, tmp_path)
 
     # A person's own recording: 48 kHz stereo in, same rate and length out, through the CLI.
     clean, rate = sf.read(next((repo / "data/raw/speech/audio/test").glob("*.wav")), dtype="float32")
-    from aeflow.data.audio import resample
+    from aeflow.usecases.speech.audio import resample
 
     hi = resample(clean, rate, 48000)
     noise = np.random.default_rng(0).normal(0, np.std(hi) / 3, size=(len(hi), 2))
@@ -514,8 +514,8 @@ def test_served_detector_answers_http_and_monitor_streams(repo, tmp_path):
     series[["timestamp", *sensors]].to_csv(csv, index=False)
     res = sh(repo, str(BIN / "aeflow"), "monitor", "--model", "models/sensor", "--input", str(csv))
     flagged = [line.split("\t") for line in res.stdout.splitlines() if "\tANOMALY" in line]
-    from aeflow.evaluation.detector import AnomalyDetector
     from aeflow.models.registry import load_model
+    from aeflow.usecases.sensor.detector import AnomalyDetector
 
     folder = json.loads((repo / "models/sensor/run.json").read_text())["series"][0]["folder"]
     detector = AnomalyDetector.from_model(load_model(str(repo / "models/sensor" / folder / "model.pt")))

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from aeflow.data.windows import Scaler, fill_missing, make_windows, pad_front
 from aeflow.errors import DataError
-from aeflow.evaluation.detector import AnomalyDetector, StreamScorer, flat_limits, flat_runs
 from aeflow.models.registry import build_model, load_model, save_model
+from aeflow.usecases.sensor.detector import AnomalyDetector, StreamScorer, flat_limits, flat_runs
+from aeflow.usecases.sensor.windows import Scaler, fill_missing, make_windows, pad_front
 
 SENSORS = ["a", "b", "c"]
 
@@ -224,7 +224,7 @@ def test_a_spike_raises_the_score_at_once(detector):
 
 def test_pyfunc_answers_readings_and_checks_columns(detector, tmp_path):
     from aeflow.errors import DataError
-    from aeflow.tracking.serving import DetectorModel
+    from aeflow.usecases.sensor.serving import DetectorModel
 
     save_model(detector.model, str(tmp_path / "model.pt"))
     assert load_model(str(tmp_path / "model.pt")).data_config["sensors"] == SENSORS
@@ -252,7 +252,7 @@ def test_season_in_rows_follows_the_sampling_interval():
     import pandas as pd
 
     from aeflow.config import ThresholdParams
-    from aeflow.stages.sensor import season_rows
+    from aeflow.usecases.sensor.series import season_rows
 
     ts = pd.date_range("2024-01-01", periods=50, freq="5min").astype(str)
     series = SimpleNamespace(name="pump", frame=pd.DataFrame({"timestamp": ts}))

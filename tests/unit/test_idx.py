@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from aeflow.data.idx import encode_idx, parse_idx, read_idx, write_idx_gz
 from aeflow.errors import DataError
+from aeflow.usecases.mnist.idx import encode_idx, parse_idx, read_idx, write_idx_gz
 
 
 @settings(max_examples=50, deadline=None)

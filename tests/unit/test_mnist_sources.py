@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from aeflow.config import MnistIngestParams
-from aeflow.data.mnist import TEST_FILES, TRAIN_FILES, ingest_mnist, stratified_split
 from aeflow.errors import DataError, DownloadError
+from aeflow.usecases.mnist.sources import TEST_FILES, TRAIN_FILES, ingest_mnist, stratified_split
 from tests.helpers import write_idx_folder
 
 
@@ -120,7 +120,7 @@ def test_unreachable_mirror_fails_fast_with_fix(tmp_path):
 
 @pytest.mark.shared_data
 def test_reads_the_real_official_test_set(shared_datasets):
-    from aeflow.data.mnist import load_idx_pair
+    from aeflow.usecases.mnist.sources import load_idx_pair
 
     images, labels = load_idx_pair(shared_datasets / "mnist", TEST_FILES)
     assert images.shape == (10000, 28, 28)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aeflow.evaluation import nab
+from aeflow.usecases.sensor import nab
 
 TOL = 1e-6  # achieved: <= 5e-12 (scores), <= 5e-13 (rows); acceptance: 0.1
 DETECTORS = ("numenta", "windowedGaussian", "randomCutForest")

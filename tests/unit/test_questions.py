@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from aeflow.evaluation.baselines import PCABaseline
-from aeflow.evaluation.downstream import compare_classifiers
-from aeflow.evaluation.questions import (
+from aeflow.report.projection import latent_projections, projection_html, projection_png
+from aeflow.usecases.mnist.downstream import compare_classifiers
+from aeflow.usecases.mnist.questions import (
     blur_report,
     check_capacity,
     check_latent_size,
@@ -20,7 +21,6 @@ from aeflow.evaluation.questions import (
     check_under_training,
     knee,
 )
-from aeflow.report.projection import latent_projections, projection_html, projection_png
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

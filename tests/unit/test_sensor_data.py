@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 
 from aeflow.config import ANOMALY_KINDS, AnomalyParams, SensorIngestParams, SensorValidateParams
-from aeflow.data.anomalies import inject_anomalies, sensor_scale
-from aeflow.data.sensor import (
+from aeflow.errors import DataError, DownloadError, ValidationFailed
+from aeflow.io import read_json
+from aeflow.usecases.sensor.faults import inject_anomalies, sensor_scale
+from aeflow.usecases.sensor.sources import (
     SENSOR_MODELS,
     SensorSeries,
     ingest_sensor,
@@ -24,10 +26,8 @@ from aeflow.data.sensor import (
     split_bounds,
     write_series,
 )
-from aeflow.errors import DataError, DownloadError, ValidationFailed
-from aeflow.io import read_json
+from aeflow.usecases.sensor.validation import sensor_suites
 from aeflow.validation.core import raise_on_failure, run_suites
-from aeflow.validation.sensor import sensor_suites
 
 DAY = 288  # samples per day at the default 5 min
 

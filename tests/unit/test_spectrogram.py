@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from aeflow.config import SpectrogramParams
-from aeflow.data.audio import resample, set_level
 from aeflow.data.datamodules import PatchDataset
-from aeflow.data.spectrogram import (
+from aeflow.usecases.speech.audio import resample, set_level
+from aeflow.usecases.speech.metrics import si_sdr
+from aeflow.usecases.speech.noise import colored_noise, mix_at_snr
+from aeflow.usecases.speech.spectrogram import (
     EPS,
     FeatureStats,
     SpectrogramCodec,
@@ -22,8 +24,6 @@ from aeflow.data.spectrogram import (
     noise_floor,
     patch_starts,
 )
-from aeflow.data.speech_noise import colored_noise, mix_at_snr
-from aeflow.evaluation.speech import si_sdr
 
 RATE = 8000
 
@@ -31,7 +31,7 @@ RATE = 8000
 @pytest.fixture(scope="module")
 def speech() -> np.ndarray:
     """Real synthesised speech (espeak-ng), 8 kHz, about 2.5 s."""
-    from aeflow.data.espeak import synthesize
+    from aeflow.usecases.speech.espeak import synthesize
 
     x, rate = synthesize("The birch canoe slid on the smooth planks.", "en-us+m1")
     return set_level(resample(x, rate, RATE), -23.0)

@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from aeflow.data.audio import resample
-from aeflow.data.speech_noise import colored_noise, mix_at_snr
-from aeflow.evaluation.speech import (
+from aeflow.usecases.speech.audio import resample
+from aeflow.usecases.speech.metrics import (
     pesq_score,
     score,
     si_sdr,
@@ -18,6 +17,7 @@ from aeflow.evaluation.speech import (
     spectral_subtraction,
     stoi_score,
 )
+from aeflow.usecases.speech.noise import colored_noise, mix_at_snr
 
 RATE = 8000
 pytestmark = pytest.mark.shared_data

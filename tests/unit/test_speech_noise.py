@@ -10,8 +10,9 @@ import pytest
 from scipy.signal import welch
 
 from aeflow.config import NOISE_KINDS
-from aeflow.data.audio import read_audio, write_wav
-from aeflow.data.speech_noise import (
+from aeflow.errors import DataError
+from aeflow.usecases.speech.audio import read_audio, write_wav
+from aeflow.usecases.speech.noise import (
     NoiseBank,
     appliance_noise,
     colored_noise,
@@ -19,7 +20,6 @@ from aeflow.data.speech_noise import (
     measured_snr_db,
     mix_at_snr,
 )
-from aeflow.errors import DataError
 
 RATE = 8000
 

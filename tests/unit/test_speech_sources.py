@@ -13,9 +13,11 @@ import pytest
 import soundfile as sf
 
 from aeflow.config import SpeechIngestParams
-from aeflow.data.audio import read_audio, resample, rms_dbfs, set_level
-from aeflow.data.espeak import HARVARD_SENTENCES, SEED_PHRASE, espeak_corpus, file_safe, synthesize
-from aeflow.data.speech import (
+from aeflow.errors import DataError, DownloadError
+from aeflow.io import read_json
+from aeflow.usecases.speech.audio import read_audio, resample, rms_dbfs, set_level
+from aeflow.usecases.speech.espeak import HARVARD_SENTENCES, SEED_PHRASE, espeak_corpus, file_safe, synthesize
+from aeflow.usecases.speech.sources import (
     MANIFEST_COLUMNS,
     SPLITS,
     _cut,
@@ -24,8 +26,6 @@ from aeflow.data.speech import (
     read_manifest,
     write_corpus,
 )
-from aeflow.errors import DataError, DownloadError
-from aeflow.io import read_json
 
 VOICES = ("en-us+m1", "en+f3", "en-gb-scotland+m4", "en-gb-x-rp+f4")
 DIGITS = ("zero", "one", "two")

@@ -7,8 +7,8 @@ import pytest
 
 from aeflow.config import MnistValidateParams
 from aeflow.errors import ValidationFailed
+from aeflow.usecases.mnist.validation import class_frame, image_suites
 from aeflow.validation.core import raise_on_failure, run_suites
-from aeflow.validation.images import class_frame, image_suites
 
 FILES = {name: f"data/raw/mnist/{name}.npz" for name in ("train", "val", "test")}
 

@@ -12,11 +12,11 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from aeflow.config import AugmentParams, TrainParams
-from aeflow.data.noise import corrupt_images
 from aeflow.evaluation.diagnostics import code_diagnostics
 from aeflow.evaluation.latent import encoder_jacobian_sq_norm, hoyer_sparsity
 from aeflow.models.registry import build_model
 from aeflow.training import fit_autoencoder, predict
+from aeflow.usecases.mnist.corrupt import corrupt_images
 
 COMMON = {"architecture": "mlp", "hidden_dims": [128], "batch_norm": True, "latent_dim": 16}
 TRAIN = TrainParams(

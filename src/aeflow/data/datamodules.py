@@ -72,11 +72,11 @@ class PatchDataset(torch.utils.data.Dataset):
     """Patches of ``patch_frames`` consecutive frames cut on the fly from time-concatenated features.
 
     ``inputs``/``targets`` are (bins, frames) matrices of many utterances joined in time; ``starts`` are
-    the patch start frames (see :func:`aeflow.data.spectrogram.patch_starts`, which keeps every patch
-    inside one utterance). Cutting on the fly keeps memory at one copy of the features instead of one
-    copy per overlapping patch (×4 at the default hop).
+    the patch start frames (the speech use case's ``patch_starts`` keeps every patch inside one
+    utterance). Cutting on the fly keeps memory at one copy of the features instead of one copy per
+    overlapping patch (×4 at the default hop).
 
-    With ``weights`` (same layout, e.g. :func:`aeflow.data.spectrogram.loss_weights`) an item is
+    With ``weights`` (same layout, e.g. :func:`aeflow.usecases.speech.spectrogram.loss_weights`) an item is
     ``(input, target, weight)`` and the model weights its per-bin loss by it.
     """
 

@@ -79,3 +79,14 @@ def random_affine(
     theta[:, 1, 2] = uniform(2 * params.translate_px / h)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+
+
+def fixed_indices(labels: np.ndarray, n: int) -> np.ndarray:
+    """Indices of ``n`` examples ordered by class (0, 1, …, 9, 0, …): the same digits every epoch/run."""
+    order: list[int] = []
+    by_class = {c: list(np.flatnonzero(labels == c)) for c in np.unique(labels)}
+    while len(order) < min(n, len(labels)):
+        for c in sorted(by_class):
+            if by_class[c] and len(order) < n:
+                order.append(by_class[c].pop(0))
+    return np.array(order, dtype=np.int64)

@@ -64,7 +64,7 @@ def _matrix(x: np.ndarray, what: str) -> np.ndarray:
     if not np.isfinite(a).all():
         raise DataError(
             f"{what} contains {int(np.count_nonzero(~np.isfinite(a)))} NaN/inf reading(s). Fix: fill missing "
-            "readings first (e.g. aeflow.data.windows.fill_missing carries the last reading forward)."
+            "readings first (e.g. carry the last reading forward, as the sensor windows do)."
         )
     return a
 
@@ -318,8 +318,8 @@ def window_errors_to_points(
 ) -> np.ndarray:
     """Per-point scores from per-window reconstruction errors.
 
-    Window ``j`` covers points ``[j · stride, j · stride + length)`` (as ``aeflow.data.windows.make_windows``
-    builds them). Per-sensor errors ``(W, C)`` are first averaged over sensors.
+    Window ``j`` covers points ``[j · stride, j · stride + length)`` (as sliding windows with that stride
+    are built). Per-sensor errors ``(W, C)`` are first averaged over sensors.
 
     * ``"last"`` gives each window's error to its last point, the newest reading it contains: that is what an
       online monitor knows at that moment, so the mapping is causal. With ``stride > 1`` points between window

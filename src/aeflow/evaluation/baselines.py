@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -42,3 +44,28 @@ class PCABaseline:
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
         return self.decode(self.encode(x), x.shape[1:])
+
+
+def compare_with_pca(
+    model: Any, train_x: Any, test_x: Any, batch_size: int, clip_pca: bool, test_target: Any = None
+) -> dict[str, Any]:
+    """Metrics of the AE and of PCA (same k, fitted on the same clean training images) on ``test_x``.
+
+    ``test_target`` (default: ``test_x``) is what reconstructions are scored against: the clean images
+    when ``test_x`` are their noisy versions.
+    """
+    from aeflow.evaluation.metrics import reconstruction_metrics
+    from aeflow.training import predict
+
+    target = test_x if test_target is None else test_target
+    ae_recon = predict(model, test_x, batch_size)
+    pca = PCABaseline(model.latent_dim, clip=(0.0, 1.0) if clip_pca else None).fit(train_x)
+    pca_recon = pca.reconstruct(test_x)
+    ae = reconstruction_metrics(ae_recon, target)
+    base = reconstruction_metrics(pca_recon, target)
+    return {
+        "ae": ae,
+        "pca": base,
+        "ae_over_pca_mse": ae["mse"] / base["mse"] if base["mse"] > 0 else None,
+        "_recon": {"ae": ae_recon, "pca": pca_recon},
+    }

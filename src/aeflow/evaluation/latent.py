@@ -6,7 +6,8 @@ the vanilla one on the same data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -71,3 +72,21 @@ def project(codes: np.ndarray, dims: int = 2) -> tuple[np.ndarray, str]:
     centred = c - c.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     return centred @ vt[:dims].T, f"PCA of the {c.shape[1]}-d code"
+
+
+def knee(rows: Sequence[Mapping[str, Any]], tolerance: float = 0.10) -> int | None:
+    """Smallest latent size ``k`` whose AE MSE is within ``tolerance`` of the best AE MSE of the sweep.
+
+    Beyond the knee extra code units buy little; below it the code visibly drops detail. 10 % is the
+    tolerance the sweep stage reports, so the report and this check name the same ``k``. Rows whose
+    ``ae_mse`` is missing or not finite are ignored; ``None`` when no row is usable.
+    """
+    usable = [(int(r["k"]), float(r["ae_mse"])) for r in rows if _finite(r.get("ae_mse"))]
+    if not usable:
+        return None
+    best = min(mse for _, mse in usable)
+    return min(k for k, mse in usable if mse <= (1.0 + tolerance) * best)
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and bool(np.isfinite(float(value)))

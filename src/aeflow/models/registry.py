@@ -57,8 +57,16 @@ def get_variant(name: str) -> type[BaseAutoencoder]:
     return _REGISTRY[name]
 
 
-def variant_config(section: dict[str, Any], where: str = "model", file: str = "params.yaml") -> AEConfig:
-    """Validate a whole ``model`` section against its variant's config class (``extra="forbid"``)."""
+def variant_config(
+    section: AEConfig | dict[str, Any], where: str = "model", file: str = "params.yaml"
+) -> AEConfig:
+    """Validate a whole ``model`` section against its variant's config class (``extra="forbid"``).
+
+    A section already typed as the variant's own config class is returned as it is."""
+    if isinstance(section, AEConfig):
+        if type(section) is get_variant(section.variant).config_class:
+            return section
+        section = section.model_dump()
     cls = get_variant(section.get("variant", "vanilla"))
     try:
         return cls.config_class.model_validate(section)
@@ -88,7 +96,7 @@ def variant_config(section: dict[str, Any], where: str = "model", file: str = "p
 
 
 def build_model(
-    section: dict[str, Any],
+    section: AEConfig | dict[str, Any],
     input_shape: list[int],
     optim: dict[str, Any] | None = None,
     output: str = "sigmoid",

@@ -10,8 +10,8 @@ Steps, per run (``aeflow retrain``):
    forced ingest sees new files; identical bytes leave every later stage cached), then ``dvc repro
    evaluate@<uc>`` rebuilds exactly what the new data or params changed;
 4. the gate (:mod:`aeflow.stages.promote`) per use case; the champion alias moves only for a better model;
-5. re-render the report (promotion history), append a JSON line to ``promotion.log_file``, log a run to
-   the MLflow experiment ``<prefix>-retrain``, print the summary.
+5. export the registry and re-render the report (its promotion history), append a JSON line to
+   ``promotion.log_file``, log a run to the MLflow experiment ``<prefix>-retrain``, print the summary.
 
 Exit codes: 0 = at least one champion promoted, 3 = every champion kept, 1 = failed (nothing promoted
 where the failure happened), 4 = another retrain holds the lock.
@@ -33,6 +33,7 @@ from typing import Any
 
 from aeflow.config import Params
 from aeflow.errors import AeflowError
+from aeflow.layout import REPORT
 
 EXIT_PROMOTED, EXIT_FAILED, EXIT_KEPT, EXIT_BUSY = 0, 1, 3, 4
 
@@ -70,14 +71,9 @@ def lock(path: Path) -> Iterator[None]:
 
 def source_folder(params: Params, use_case: str) -> tuple[str, str | None]:
     """(params key, folder) where new files for a use case land; folder is None for non-file sources."""
-    if use_case == "mnist":
-        i = params.mnist.ingest
-        return "mnist.ingest.idx_dir", i.idx_dir if i.source == "idx" else None
-    if use_case == "speech":
-        i = params.speech.ingest
-        return "speech.ingest.dir", i.dir if i.source == "dir" else None
-    i = params.sensor.ingest
-    return "sensor.ingest.path", i.path if i.source == "csv" and i.path and Path(i.path).is_dir() else None
+    from aeflow import usecases
+
+    return usecases.get(use_case).landing_folder(params)
 
 
 def take_landing(params: Params, use_case: str, landing: Path, root: Path) -> list[str]:
@@ -143,8 +139,10 @@ def run(
             summary["use_cases"][uc] = _one(params, uc, root, landing, echo)
         if report:
             try:
-                dvc(root, "repro", "--force", "--single-item", "report", echo=echo)
-                summary["report"] = "reports/index.html"
+                # the registry changed outside DVC: export it, and the report follows when it changed
+                dvc(root, "repro", "--single-item", "export_registry", echo=echo)
+                dvc(root, "repro", "--single-item", "report", echo=echo)
+                summary["report"] = REPORT
             except AeflowError as exc:  # the models are decided; a report that cannot render is a warning
                 echo(f"warning: report not re-rendered: {exc}")
                 summary["report"] = None

@@ -14,65 +14,25 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from aeflow.config import Params
-from aeflow.errors import DataError
 from aeflow.io import atomic_dir, atomic_file, write_json
-
-
-def sensor_windows(params: Params, data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scaled windows of the first ingested series (no injected faults): train (the detector's stride),
-    val and test (non-overlapping), with the scaler fitted on the training segment only."""
-    from aeflow.data.sensor import read_series
-    from aeflow.data.windows import Scaler, fill_missing, make_windows
-    from aeflow.stages.sensor import segments, sensor_columns
-
-    s = read_series(data)[0]
-    w = params.sensor.windows
-    values = s.frame[sensor_columns(s.frame)].to_numpy(dtype=np.float32)
-    bounds = segments(s, params)
-    (t0, t1), (v0, v1), (a0, a1) = bounds["train"], bounds["val"], bounds["test"]
-    scaler = Scaler.fit(values[t0:t1], w.scaler)
-    filled = scaler.transform(fill_missing(values, scaler.center))
-    train = make_windows(filled[t0:t1], w.length, w.train_stride)
-    val = make_windows(filled[v0:v1], w.length, w.length)
-    test = make_windows(filled[a0:a1], w.length, w.length)
-    if min(len(train), len(test)) < 2:
-        raise DataError(
-            f"{data}: too few windows of {w.length} readings for a latent sweep. "
-            "Fix: use a longer series or a smaller sensor.windows.length."
-        )
-    return train, val, test
 
 
 def run(
     use_case: str, params: Params, data: Path, validation: Path, metrics: Path, plots: Path
 ) -> dict[str, Any]:
     """Run the latent-size sweep for ``use_case``; see the module docstring."""
-    from aeflow import tracking
-    from aeflow.evaluation.questions import knee
+    from aeflow import tracking, usecases
+    from aeflow.evaluation.baselines import compare_with_pca
+    from aeflow.evaluation.latent import knee
     from aeflow.report.figures import image_rows, line_chart
-    from aeflow.stages.evaluate import compare_with_pca
-    from aeflow.stages.train import check_validation, fixed_indices
-    from aeflow.training import fit_autoencoder
+    from aeflow.training import check_validation, fit_autoencoder
 
     check_validation(validation)
     section = params.use_case(use_case)
-    if use_case == "mnist":
-        from aeflow.data.images import load_image_splits
-
-        splits = load_image_splits(data)
-        (train_x, _), (val_x, _), (test_x, test_y) = splits["train"], splits["val"], splits["test"]
-        chosen: np.ndarray | None = fixed_indices(test_y, 10)
-        output, clip, batch_size = "sigmoid", section.evaluate.clip_pca, section.evaluate.batch_size
-    elif use_case == "sensor":
-        train_x, val_x, test_x = sensor_windows(params, data)
-        chosen, output, clip, batch_size = None, "identity", False, 1000
-    else:
-        raise DataError(
-            f"sweep_latent: use case {use_case!r} has no fixed-size inputs to sweep (mnist, sensor have)."
-        )
+    sweep = usecases.get(use_case).sweep_data(params, data)
+    train_x, val_x, test_x, chosen = sweep.train, sweep.val, sweep.test, sweep.shown
+    output, clip, batch_size = sweep.output, sweep.clip_pca, sweep.batch_size
     input_size = math.prod(train_x.shape[1:])
     rule_k = max(1, round(math.log2(input_size)))
 

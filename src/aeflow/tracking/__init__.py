@@ -354,6 +354,23 @@ def log_and_register_model(
     return registered(tracking, name, info, description)
 
 
+def load_pytorch_model(uri: str) -> Any:
+    """A registered autoencoder (``models:/<name>/<version>``), on the CPU, in eval mode."""
+    import mlflow.pytorch
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    return mlflow.pytorch.load_model(uri, map_location="cpu").eval()
+
+
+def registrar(name: str) -> Any:
+    """The function named ``module:function`` that logs a model file to a run and registers it: how a
+    training job (and ``aeflow sync``, for a job trained offline) registers its kind of model."""
+    import importlib
+
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
 def registered(tracking: TrackingParams, name: str, info: Any, description: str = "") -> dict[str, str]:
     """After a logged model became a new version of ``name``: describe it and return what ``run.json``
     records about it. Aliases move later, once the run has finished (:func:`aeflow.tracking.promotion.

@@ -100,46 +100,26 @@ class EpochHistory(pl.Callback):
             tmp.write_text(buf.getvalue(), encoding="utf-8")
 
 
-class SpectrogramSnapshots(pl.Callback):
-    """After every epoch, denoise one fixed validation utterance and save noisy | denoised | clean.
+class EpochFigure(pl.Callback):
+    """After every epoch, draw one figure of what the model does now and save it as ``epoch_NNN.png``.
 
-    The speech counterpart of :class:`ReconstructionGrid`: the same utterance every epoch, so the files
-    ``<out_dir>/epoch_001.png`` … show what the model learns to remove; logged under ``reconstructions/``.
-    ``to_panels(output)`` turns the model's patch-wise output for the utterance into titled spectrograms.
+    The use case says what to draw (``render(module, epoch) -> PNG bytes``, e.g. a fixed validation
+    utterance's noisy | denoised | clean spectrograms), so this shared callback knows no use case; the file
+    goes to ``out_dir`` and, with an MLflow logger, under ``reconstructions/``.
     """
 
-    def __init__(
-        self,
-        inputs: np.ndarray,
-        to_panels: Any,
-        out_dir: Path | str,
-        patch_frames: int,
-        patch_hop: int,
-        rate: int,
-        hop_length: int,
-    ) -> None:
-        self.inputs = np.asarray(inputs, dtype=np.float32)
-        self.to_panels = to_panels
+    def __init__(self, render: Any, out_dir: Path | str) -> None:
+        self.render = render
         self.out_dir = Path(out_dir)
-        self.patch = (patch_frames, patch_hop)
-        self.rate, self.hop_length = rate, hop_length
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        from aeflow.data.spectrogram import apply_patchwise
-        from aeflow.report.figures import spectrograms
-
         if trainer.sanity_checking:
             return
         was_training = pl_module.training
         pl_module.eval()
-
-        def predict(batch: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return pl_module(torch.from_numpy(batch).to(pl_module.device)).cpu().numpy()
-
-        output = apply_patchwise(self.inputs, predict, *self.patch)
-        pl_module.train(was_training)
         epoch = trainer.current_epoch + 1
-        png = spectrograms(self.to_panels(output), self.rate, self.hop_length, f"epoch {epoch}")
+        with torch.no_grad():
+            png = self.render(pl_module, epoch)
+        pl_module.train(was_training)
         path = self.out_dir / f"epoch_{epoch:03d}.png"
         _save_and_log(trainer, path, png)

@@ -137,10 +137,22 @@ class PendingLogger(Logger):
         text = yaml.safe_dump(obj, sort_keys=False) if name.endswith((".yaml", ".yml")) else json.dumps(obj)
         dest.write_text(text, encoding="utf-8")
 
-    def set_register(self, model_file: Path | str, use_case: str, description: str) -> None:
-        """Keep the model that ``aeflow sync`` registers (a new version of the use case's model)."""
+    def set_register(
+        self,
+        model_file: Path | str,
+        use_case: str,
+        description: str,
+        registrar: str = "aeflow.training.service:register_model_file",
+    ) -> None:
+        """Keep the model that ``aeflow sync`` registers (a new version of the use case's model), and the
+        ``module:function`` that registers it (a PyTorch model, or a use case's pyfunc)."""
         shutil.copy2(model_file, self.folder / "model.pt")
-        self.meta["register"] = {"use_case": use_case, "description": description, "model": "model.pt"}
+        self.meta["register"] = {
+            "use_case": use_case,
+            "description": description,
+            "model": "model.pt",
+            "registrar": registrar,
+        }
         self._write_meta()
 
     def _write_meta(self) -> None:
@@ -274,11 +286,15 @@ def sync(tracking: TrackingParams, folder: Path | str, echo: Callable[[str], Non
 
     register = meta.get("register")
     if register and not meta.get("registration") and meta.get("status") == "FINISHED":
-        from aeflow.models.registry import load_model
-
-        model = load_model(str(folder / register["model"]))
-        meta["registration"] = tr.log_and_register_model(
-            tracking, run_id, model, register["use_case"], description=register.get("description", "")
+        # runs kept before registrars were named registered a PyTorch model
+        default = "aeflow.training.service:register_model_file"
+        register_file = tr.registrar(register.get("registrar", default))
+        meta["registration"] = register_file(
+            tracking,
+            run_id,
+            folder / register["model"],
+            register["use_case"],
+            register.get("description", ""),
         )
         save()
 

@@ -21,7 +21,7 @@ import math
 import numpy as np
 import torch
 
-from aeflow.data.audio import resample
+from aeflow.usecases.speech.audio import resample
 
 #: Rates PESQ supports natively, with its mode for each.
 PESQ_MODES = {8000: "nb", 16000: "wb"}

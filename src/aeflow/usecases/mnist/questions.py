@@ -20,6 +20,8 @@ from typing import Any, Literal, TypedDict
 
 import numpy as np
 
+from aeflow.evaluation.latent import _finite, knee
+
 Verdict = Literal["ok", "warn", "skipped"]
 
 
@@ -45,24 +47,6 @@ def rule_of_thumb_latent(input_size: int) -> int:
     Only a starting point: the latent sweep measures what the data actually needs.
     """
     return max(1, round(math.log2(max(int(input_size), 2))))
-
-
-def knee(rows: Sequence[Mapping[str, Any]], tolerance: float = 0.10) -> int | None:
-    """Smallest latent size ``k`` whose AE MSE is within ``tolerance`` of the best AE MSE of the sweep.
-
-    Beyond the knee extra code units buy little; below it the code visibly drops detail. 10 % is the
-    tolerance the sweep stage reports, so the report and this check name the same ``k``. Rows whose
-    ``ae_mse`` is missing or not finite are ignored; ``None`` when no row is usable.
-    """
-    usable = [(int(r["k"]), float(r["ae_mse"])) for r in rows if _finite(r.get("ae_mse"))]
-    if not usable:
-        return None
-    best = min(mse for _, mse in usable)
-    return min(k for k, mse in usable if mse <= (1.0 + tolerance) * best)
-
-
-def _finite(value: Any) -> bool:
-    return value is not None and bool(np.isfinite(float(value)))
 
 
 def check_latent_size(

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from aeflow.data.windows import Scaler, fill_missing, make_windows, pad_front
 from aeflow.errors import DataError
+from aeflow.usecases.sensor.windows import Scaler, fill_missing, make_windows, pad_front
 
 
 class AnomalyDetector:

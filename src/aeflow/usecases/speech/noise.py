@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aeflow.data.audio import AUDIO_SUFFIXES, load_clip, rms_dbfs
 from aeflow.errors import DataError
+from aeflow.usecases.speech.audio import AUDIO_SUFFIXES, load_clip, rms_dbfs
 
 COLORED_KINDS = ("white", "pink", "brown")
 APPLIANCE_KINDS = ("fan", "vacuum")

@@ -14,14 +14,14 @@ import numpy as np
 import torch
 
 from aeflow.config import SpectrogramParams
-from aeflow.data.spectrogram import (
+from aeflow.errors import DataError
+from aeflow.usecases.speech.spectrogram import (
     FeatureStats,
     SpectrogramCodec,
     apply_patchwise,
     estimate_from_output,
     model_input,
 )
-from aeflow.errors import DataError
 
 
 class SpeechDenoiser:

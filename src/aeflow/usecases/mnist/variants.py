@@ -59,16 +59,15 @@ def run(
 ) -> dict[str, Any]:
     """Train, evaluate, log and register every configured variant; see the module docstring."""
     from aeflow import tracking
-    from aeflow.data.images import load_image_splits, model_inputs
-    from aeflow.evaluation.classifier import fit_digit_classifier, score_images
+    from aeflow.data.images import fixed_indices, load_image_splits, model_inputs
     from aeflow.evaluation.diagnostics import code_diagnostics
     from aeflow.evaluation.latent import project
     from aeflow.evaluation.metrics import reconstruction_metrics
     from aeflow.models.registry import get_variant, save_model
     from aeflow.report.figures import bar_chart, image_rows, scatter
-    from aeflow.stages.noise import load_noisy
-    from aeflow.stages.train import check_validation, fixed_indices
-    from aeflow.training import encode, fit_autoencoder, predict
+    from aeflow.training import check_validation, encode, fit_autoencoder, predict
+    from aeflow.usecases.mnist.classifier import fit_digit_classifier, score_images
+    from aeflow.usecases.mnist.corrupt import load_noisy
 
     check_validation(validation)
     section = params.use_case(use_case)

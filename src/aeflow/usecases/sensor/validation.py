@@ -10,7 +10,8 @@ Per series three frames are checked, each built so that a failure names the file
   ``row_condition`` picks its row), so the report names the sensor column that fails;
 - ``gaps``: one row with the count of steps longer than ``max_gap_factor`` × the median step. Gaps are
   normal in real logs (maintenance, outages) and are only reported in the check's description, unless
-  they affect more than 5 % of the rows, when the regular time grid the windows assume no longer holds.
+  they affect more than ``sensor.validate.max_gap_ratio`` of the rows, when the regular time grid the
+  windows assume no longer holds.
 """
 
 from __future__ import annotations
@@ -21,11 +22,8 @@ import numpy as np
 import pandas as pd
 
 from aeflow.config import SensorValidateParams
-from aeflow.data.sensor import SensorSeries
+from aeflow.usecases.sensor.sources import SensorSeries
 from aeflow.validation.core import Check, FrameSuite
-
-MAX_GAP_RATIO = 0.05
-NAB_ORDER_TOLERANCE = 0.01
 
 
 def gap_summary(frame: pd.DataFrame, factor: float) -> dict[str, float]:
@@ -58,11 +56,11 @@ def sensor_suites(
         frame = s.frame
         sensors = s.sensors
         ts = frame["timestamp"]
-        # NAB files keep their file order, clock artefacts included (see aeflow.data.sensor._keep_nab_order):
+        # NAB files keep their file order, clock artefacts included (see sources._keep_nab_order):
         # tolerate up to 1 % of such rows there rather than fail the benchmark's own data.
-        order = {"mostly": 1.0 - NAB_ORDER_TOLERANCE} if s.nab else {}
+        order = {"mostly": 1.0 - p.nab_order_tolerance} if s.nab else {}
         order_what = (
-            f" (NAB file order: up to {NAB_ORDER_TOLERANCE:.0%} clock artefacts allowed)" if s.nab else ""
+            f" (NAB file order: up to {p.nab_order_tolerance:.0%} clock artefacts allowed)" if s.nab else ""
         )
         rows = pd.DataFrame(
             {
@@ -163,12 +161,13 @@ def sensor_suites(
                 [
                     Check(
                         "ExpectColumnValuesToBeBetween",
-                        {"column": "gap_ratio", "min_value": 0.0, "max_value": MAX_GAP_RATIO},
-                        "more than 5 % of the steps are gaps, so the series is not on a regular time grid; "
-                        "resample it to a fixed interval, or raise sensor.validate.max_gap_factor",
+                        {"column": "gap_ratio", "min_value": 0.0, "max_value": p.max_gap_ratio},
+                        f"more than {p.max_gap_ratio:.0%} of the steps are gaps, so the series is not on a "
+                        "regular time grid; resample it to a fixed interval, or raise "
+                        "sensor.validate.max_gap_factor or sensor.validate.max_gap_ratio",
                         f"{gaps['gap_count']} gap(s) longer than {p.max_gap_factor:g} × the median step of "
                         f"{gaps['median_dt_s']:g} s (longest {gaps['max_dt_s']:g} s); fails above "
-                        f"{MAX_GAP_RATIO:.0%} of rows",
+                        f"{p.max_gap_ratio:.0%} of rows (sensor.validate.max_gap_ratio)",
                     )
                 ],
                 row_label="series",

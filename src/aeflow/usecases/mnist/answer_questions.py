@@ -3,8 +3,8 @@
 1. *Is this just fancy PCA?* and 2. *Which latent size?* — from the latent sweep (``<uc>_sweep.json``):
    AE and PCA test MSE at each k, the round(log2 D) rule and the knee (smallest k within 10 % of the best
    AE error).
-3. *Why are my reconstructions blurry?* — :mod:`aeflow.evaluation.questions` checks, each with a verdict and
-   its evidence: latent size against the rule and the knee, loss against the data type, train/test
+3. *Why are my reconstructions blurry?* — :mod:`aeflow.usecases.mnist.questions` checks, each with a verdict
+   and its evidence: latent size against the rule and the knee, loss against the data type, train/test
    leakage, under-training and over-fitting (from the training run's ``loss.csv``), and capacity (a wider
    retraining, when ``questions.capacity_check`` asks for it).
 4. *Can a vanilla autoencoder generate?* — answered by compare_variants (the report shows both).
@@ -62,14 +62,14 @@ def run(
     """Answer the questions for ``use_case``; see the module docstring."""
     from aeflow import tracking
     from aeflow.data.images import load_image_splits
-    from aeflow.evaluation import questions as q
     from aeflow.evaluation.baselines import PCABaseline
-    from aeflow.evaluation.downstream import compare_classifiers
     from aeflow.evaluation.metrics import reconstruction_metrics
     from aeflow.models.registry import load_model
     from aeflow.report.figures import bar_chart
     from aeflow.report.projection import latent_projections
     from aeflow.training import encode, fit_autoencoder, predict
+    from aeflow.usecases.mnist import questions as q
+    from aeflow.usecases.mnist.downstream import compare_classifiers
 
     section = params.use_case(use_case)
     cfg = section.questions

@@ -1,6 +1,6 @@
 """The sensor detector as an MLflow pyfunc model: what ``mlflow models serve`` runs.
 
-The pyfunc wraps scaler + windowing + autoencoder + threshold (:class:`~aeflow.evaluation.detector.
+The pyfunc wraps scaler + windowing + autoencoder + threshold (:class:`~aeflow.usecases.sensor.detector.
 AnomalyDetector`). Its only artifact is the weights-only ``model.pt`` written by the train stage (settings
 inside), so serving never unpickles a network. A request is a frame of readings, one row per time step in
 time order, with one column per sensor (other columns, e.g. a timestamp, are ignored); the answer has one
@@ -26,8 +26,8 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
     """pyfunc flavour of the detector (loaded by reference: needs ``aeflow`` installed)."""
 
     def load_context(self, context: Any) -> None:
-        from aeflow.evaluation.detector import AnomalyDetector
         from aeflow.models.registry import load_model
+        from aeflow.usecases.sensor.detector import AnomalyDetector
 
         self.detector = AnomalyDetector.from_model(load_model(context.artifacts["model"]))
 
@@ -88,3 +88,13 @@ def log_detector(
             await_registration_for=30,
         )
     return registered(tracking, name, info, description)
+
+
+def register_detector_file(
+    tracking: TrackingParams, run_id: str, model_file: Path, use_case: str, description: str
+) -> dict[str, str]:
+    """Register the detector saved in ``model_file`` (the sensor training jobs' registrar)."""
+    from aeflow.models.registry import load_model
+
+    sensors = load_model(str(model_file)).data_config["sensors"]
+    return log_detector(tracking, run_id, model_file, sensors, use_case, description)

@@ -2,7 +2,7 @@
 
 Three sources give one result, a list of :class:`Clip` at one sample rate and one level:
 
-- ``espeak``: offline synthesis (:mod:`aeflow.data.espeak`), one speaker per voice+variant;
+- ``espeak``: offline synthesis (:mod:`aeflow.usecases.speech.espeak`), one speaker per voice+variant;
 - ``dir``: every WAV/FLAC under a folder (speaker from a file-name pattern or the parent folder);
 - ``fsdd``: the Free Spoken Digit Dataset archive, downloaded and then read like ``dir``.
 
@@ -28,7 +28,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aeflow.config import SpeechIngestParams
-from aeflow.data.audio import (
+from aeflow.data.download import fetch
+from aeflow.errors import DataError, DownloadError
+from aeflow.io import atomic_dir, write_json
+from aeflow.usecases.speech.audio import (
     AUDIO_SUFFIXES,
     clipping_ratio,
     read_audio,
@@ -38,10 +41,7 @@ from aeflow.data.audio import (
     silence_ratio,
     write_wav,
 )
-from aeflow.data.download import fetch
-from aeflow.data.espeak import espeak_corpus, espeak_version, file_safe
-from aeflow.errors import DataError, DownloadError
-from aeflow.io import atomic_dir, write_json
+from aeflow.usecases.speech.espeak import espeak_corpus, espeak_version, file_safe
 
 if TYPE_CHECKING:
     import pandas as pd

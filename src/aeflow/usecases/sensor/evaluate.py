@@ -1,241 +1,23 @@
-"""The sensor use case's stages: inject anomalies, train a detector per series, evaluate detections.
-
-Files:
-
-* ``data/raw/sensor``: one CSV per series + ``series.json`` (sensors, labelled windows, split bounds);
-* ``data/interim/sensor``: the same series with faults injected into the scored segment only, and
-  ``events.json`` (kind, sensor, rows) — the ground truth for evaluation (inject_noise stage);
-* ``models/sensor/<series>/model.pt`` (weights + scaler, window, threshold), ``run.json``, and
-  ``plots/sensor/recon/loss_<series>.csv`` per series (``plots/sensor/loss.csv``: the first) (train);
-* ``metrics/sensor.json``, ``plots/sensor/evaluation/`` (evaluate).
-"""
+"""sensor evaluate: detections of every series' detector and of the baselines, scored point-wise, by
+event and by NAB's rules; ``metrics/sensor.json`` and ``plots/sensor/evaluation/``."""
 
 from __future__ import annotations
 
-import contextlib
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from aeflow.config import Params, ThresholdParams
+from aeflow.config import Params
 from aeflow.errors import DataError
-from aeflow.io import atomic_dir, atomic_file, read_json, write_json
-
-
-def safe_name(name: str) -> str:
-    """A folder-safe version of a series name ("realKnownCause/nyc_taxi.csv" → "realKnownCause-nyc_taxi")."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name.removesuffix(".csv")).strip("-")
-
-
-def sensor_columns(frame: Any) -> list[str]:
-    return [c for c in frame.columns if c not in ("timestamp", "label")]
-
-
-def segments(series: Any, params: Params) -> dict[str, tuple[int, int]]:
-    """Train/val/test row ranges of a series (NAB-labelled real data: probationary period, whole scored)."""
-    from aeflow.data.sensor import split_bounds
-
-    if series.splits:
-        return {k: (int(a), int(b)) for k, (a, b) in series.splits.items()}
-    return split_bounds(len(series.frame), params.sensor.ingest, nab=series.nab)
-
-
-def season_rows(series: Any, p: ThresholdParams) -> int:
-    """``sensor.threshold.season`` in rows of this series (its median sampling interval); 0 when off."""
-    seconds = p.season_seconds()
-    if seconds is None:
-        return 0
-    import pandas as pd
-
-    ts = pd.to_datetime(series.frame["timestamp"])
-    step = ts.diff().dt.total_seconds().median() if len(ts) > 1 else float("nan")
-    rows = round(seconds / step) if step > 0 else 0  # NaN (one row) compares False
-    if rows <= p.season_tolerance:
-        raise DataError(
-            f"{series.name}: sensor.threshold.season {p.season!r} is {rows} row(s) at this series' "
-            f"sampling interval ({step:g} s), not more than season_tolerance ({p.season_tolerance}). "
-            "Fix: lengthen the season, lower season_tolerance, or set season: null."
-        )
-    return rows
-
-
-# -------------------------------------------------------------------------------------------- inject
-def inject(params: Params, data: Path, out: Path) -> dict[str, Any]:
-    """Inject faults into the scored segment of each series (per ``sensor.anomalies.inject``)."""
-    from aeflow.data.anomalies import inject_anomalies
-    from aeflow.data.sensor import read_series, write_series
-
-    cfg = params.sensor.anomalies
-    series = read_series(data)
-    events: dict[str, list[dict[str, Any]]] = {}
-    for k, s in enumerate(series):
-        sensors = sensor_columns(s.frame)
-        bounds = segments(s, params)
-        apply = cfg.inject == "always" or (cfg.inject == "simulator" and s.origin == "simulator")
-        if not apply or cfg.events_per_kind == 0:
-            events[s.name] = []
-            continue
-        train = s.frame.iloc[bounds["train"][0] : bounds["train"][1]]
-        scale = {c: float(np.nanstd(train[c].to_numpy(dtype=np.float64))) or 1.0 for c in sensors}
-        rng = np.random.default_rng([params.seed, k, 29])
-        s.frame, found = inject_anomalies(s.frame, sensors, bounds["test"], cfg, scale, rng)
-        events[s.name] = [
-            {"kind": e.kind, "sensor": e.sensor, "start": e.start, "end": e.end, "magnitude": e.magnitude}
-            for e in found
-        ]
-    with atomic_dir(out) as tmp:
-        write_series(series, tmp / "series", params.sensor.ingest)
-        write_json(tmp / "events.json", events)
-    return {"events": {name: len(v) for name, v in events.items()}}
-
-
-# --------------------------------------------------------------------------------------------- train
-def _train_one(params: Params, s: Any, models_dir: Path, plots_dir: Path, data_path: str) -> dict[str, Any]:
-    from aeflow import tracking
-    from aeflow.data.windows import Scaler, fill_missing, make_windows
-    from aeflow.evaluation.detector import AnomalyDetector, flat_limits
-    from aeflow.evaluation.thresholds import choose_threshold, history_stats
-    from aeflow.models.registry import build_model, save_model
-    from aeflow.tracking.callbacks import EpochHistory
-    from aeflow.tracking.serving import log_detector
-    from aeflow.training import fit_autoencoder
-
-    cfg = params.sensor
-    w = cfg.windows
-    sensors = sensor_columns(s.frame)
-    bounds = segments(s, params)
-    values = s.frame[sensors].to_numpy(dtype=np.float32)
-    (t0, t1), (v0, v1) = bounds["train"], bounds["val"]
-    scaler = Scaler.fit(values[t0:t1], w.scaler)  # the training segment only
-    filled = scaler.transform(fill_missing(values, scaler.center))
-    train_x = make_windows(filled[t0:t1], w.length, w.train_stride)
-    val_x = make_windows(filled[v0:v1], w.length, 1)
-    if len(train_x) < 8:
-        raise DataError(
-            f"{s.name}: the training segment has {t1 - t0} rows, too few for windows of {w.length}. "
-            "Fix: raise sensor.ingest.train_fraction or lower sensor.windows.length."
-        )
-    name = safe_name(s.name)
-    # Bad model or season params stop here, before an MLflow run exists.
-    season = season_rows(s, cfg.threshold)
-    build_model(cfg.model.model_dump(), list(train_x.shape[1:]), output="identity", where="sensor.model")
-    tags = tracking.lineage_tags(
-        "sensor", "train", data_path, {tracking.TAG_VARIANT: cfg.model.variant, "aeflow.series": s.name}
-    )
-    logger = tracking.make_logger(
-        params.tracking, "sensor", f"sensor-{name}-{cfg.model.variant}-train", tags, params.dump()
-    )
-    logger.log_hyperparams(
-        tracking.flatten({"seed": params.seed, "series": s.name, **cfg.model_dump(by_alias=True)})
-    )
-    out = models_dir / name
-    out.mkdir(parents=True, exist_ok=True)
-    result = fit_autoencoder(
-        cfg.model.model_dump(),
-        train_x,
-        val_x if len(val_x) else None,
-        cfg.train,
-        params.seed,
-        output="identity",
-        logger=logger,
-        callbacks=[EpochHistory(plots_dir / f"loss_{name}.csv")],
-        checkpoint_dir=out / "checkpoints",
-        where="sensor.model",
-    )
-    model = result.model
-    model.data_config = {
-        "use_case": "sensor",
-        "series": s.name,
-        "sensors": sensors,
-        "window_length": w.length,
-        "score_steps": w.score_steps,
-        "smoothing": cfg.threshold.smoothing,
-        "history": cfg.threshold.history,
-        "history_ref": None,
-        "cooldown": cfg.threshold.cooldown,
-        "season_rows": season,
-        "season_tolerance": cfg.threshold.season_tolerance,
-        "flat_limits": flat_limits(
-            values[t0:t1], cfg.threshold.flatline_min_run, cfg.threshold.flatline_risk
-        ),
-        "scaler": scaler.to_json(),
-        "threshold": None,
-    }
-    # Threshold from normal validation data (the training segment if there is no validation segment),
-    # scored with the readings before it as context, as it will be in use.
-    ref = slice(v0, v1) if v1 - v0 >= w.length else slice(t0, t1)
-    if cfg.threshold.history:
-        plain = AnomalyDetector(model, {**model.data_config, "history": 0})
-        model.data_config["history_ref"] = list(history_stats(plain.errors(values[: ref.stop])[ref]))
-    detector = AnomalyDetector.from_model(model)
-    threshold, details = choose_threshold(detector.score(values[: ref.stop])[ref], cfg.threshold)
-    model.data_config["threshold"] = float(threshold)
-    model.data_config["threshold_details"] = details
-    save_model(model, str(out / "model.pt"))
-    logger.log_metrics({"threshold/value": float(threshold), "train/windows": float(len(train_x))})
-    registration = log_detector(
-        params.tracking,
-        logger.run_id,
-        out / "model.pt",
-        sensors,
-        "sensor",
-        f"{model.variant_name} {cfg.model.architecture} detector for {s.name}: windows of {w.length}, "
-        f"threshold {threshold:.4g} ({details.get('explanation', cfg.threshold.method)}).",
-    )
-    logger.finalize("success")
-    return {
-        "series": s.name,
-        "folder": name,
-        "run_id": logger.run_id,
-        "experiment_id": logger.experiment_id,
-        "threshold": float(threshold),
-        "threshold_details": details,
-        "epochs": result.epochs,
-        "best_val_loss": result.best_val_loss,
-        "train_windows": len(train_x),
-        "train_seconds": round(result.seconds, 2),
-        **registration,
-    }
-
-
-def train(
-    params: Params, inputs: Path, validation: Path, models: Path, plots: Path, data_path: str
-) -> dict[str, Any]:
-    """Train one detector per series on its normal training segment; register each (pyfunc)."""
-    from aeflow.data.sensor import read_series
-    from aeflow.stages.train import check_validation
-
-    check_validation(validation)
-    series = read_series(inputs / "series")
-    with contextlib.ExitStack() as stack:
-        models_tmp = stack.enter_context(atomic_dir(models))
-        loss_tmp = stack.enter_context(atomic_dir(plots / "recon"))
-        runs = [_train_one(params, s, models_tmp, loss_tmp, data_path) for s in series]
-        first = runs[0]
-        with atomic_file(plots / "loss.csv") as tmp:
-            tmp.write_bytes((loss_tmp / f"loss_{first['folder']}.csv").read_bytes())
-        summary = {
-            "experiment_name": f"{params.tracking.experiment_prefix}-sensor",
-            "tracking_uri": params.tracking.resolved_uri(),
-            "series": runs,
-            # The first series' run, in the shape the other use cases' run.json has.
-            **{k: first[k] for k in ("run_id", "experiment_id", "registered_model", "version", "model_uri")},
-        }
-        write_json(models_tmp / "run.json", summary)
-    from aeflow.tracking.promotion import mark_candidate
-
-    # One champion per registered model: the first series' detector is the candidate (NAB-style runs with
-    # many series register one version each, for the record and for serving any of them by version).
-    mark_candidate(params.tracking, first["registered_model"], first["version"])
-    return {r["series"]: {"threshold": r["threshold"], "version": r["version"]} for r in runs}
+from aeflow.io import atomic_dir, read_json, write_json
+from aeflow.usecases.sensor.series import safe_name, segments, sensor_columns
 
 
 def load_detectors(models: Path) -> dict[str, Any]:
     """The trained detectors by series name."""
-    from aeflow.evaluation.detector import AnomalyDetector
     from aeflow.models.registry import load_model
+    from aeflow.usecases.sensor.detector import AnomalyDetector
 
     run_file = models / "run.json"
     if not run_file.is_file():
@@ -253,7 +35,7 @@ def row_windows(series: Any, labels: np.ndarray) -> list[tuple[int, int]]:
     around the injected faults (10 % of the series shared between the events, one window centred on each
     event's first row, as NAB labels an anomaly by its onset; counting every labelled row as an anomaly
     would cut a long fault into one-row windows and reward flagging each of its rows)."""
-    from aeflow.evaluation.nab import windows_from_labels
+    from aeflow.usecases.sensor.nab import windows_from_labels
 
     if series.nab:
         import pandas as pd
@@ -288,9 +70,9 @@ def method_scores(
     """Per-row scores and thresholds of the autoencoder and of every baseline, each fitted on the training
     segment, turned into scores by the detector's rule (smoothing, history, season) and thresholded by
     the same rule (``sensor.threshold``) on the validation segment."""
-    from aeflow.data.windows import fill_missing
     from aeflow.evaluation import anomaly
     from aeflow.evaluation.thresholds import choose_threshold, history_stats
+    from aeflow.usecases.sensor.windows import fill_missing
 
     ev = params.sensor.evaluate
     p = params.sensor.threshold
@@ -349,9 +131,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score every series with the detector and the baselines; NAB score, point/event metrics, figures."""
     from aeflow import tracking
-    from aeflow.data.sensor import read_series
     from aeflow.evaluation import anomaly
-    from aeflow.evaluation.nab import (
+    from aeflow.report.figures import anomaly_timeline, bar_chart
+    from aeflow.usecases.sensor.nab import (
         PROFILES,
         normalised_score,
         null_score,
@@ -359,7 +141,7 @@ def evaluate(
         probationary_length,
         score_file,
     )
-    from aeflow.report.figures import anomaly_timeline, bar_chart
+    from aeflow.usecases.sensor.sources import read_series
 
     detectors = load_detectors(models)
     runs = {r["series"]: r for r in read_json(models / "run.json")["series"]}
@@ -479,9 +261,9 @@ def evaluate(
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         }
         stem = safe_name(s.name)
-        tracking.log_to_run(
+        tracking.log_results(  # the series' run, or its pending folder when it trained offline
             params.tracking,
-            run["run_id"],
+            run,
             metrics=flat,
             artifacts=[(plots / f, "figures") for f in figures if f.startswith(stem + "_")]
             + [(metrics, "evaluation")],

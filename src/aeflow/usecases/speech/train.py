@@ -1,0 +1,105 @@
+"""What the speech train stage fits: one spectrogram denoiser on patches of the featurized mixtures, with
+one fixed validation utterance drawn (noisy | denoised | clean) after every epoch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aeflow.config import Params
+from aeflow.errors import DataError
+from aeflow.io import load_arrays, read_json
+from aeflow.training.service import TrainingJob, TrainingPlan
+
+
+def _snapshot(processed: Path, info: dict[str, Any], p: Any) -> Any:
+    """``render(module, epoch)`` of the first validation utterance (train's if there is no validation)."""
+    import torch
+
+    from aeflow.report.figures import spectrograms
+    from aeflow.usecases.speech.spectrogram import FeatureStats, apply_patchwise, estimate_from_output
+
+    stats = FeatureStats.from_json(info["stats"])
+    split = "val" if info["frames"].get("val") else "train"
+    arrays = load_arrays(processed / f"{split}.npz")
+    n = int(arrays["lengths"][0])
+    inputs, targets = arrays["inputs"][:, :n], arrays["targets"][:, :n]
+    inputs = np.asarray(inputs, dtype=np.float32)
+    noisy_log = inputs * stats.std[:, None] + stats.mean[:, None]
+    clean_log = estimate_from_output(noisy_log, targets, stats, p.target, p.mask_floor_db)
+
+    def render(module: Any, epoch: int) -> bytes:
+        def predict(batch: np.ndarray) -> np.ndarray:
+            return module(torch.from_numpy(batch).to(module.device)).cpu().numpy()
+
+        output = apply_patchwise(inputs, predict, p.patch_frames, p.patch_hop)
+        denoised = estimate_from_output(noisy_log, output, stats, p.target, p.mask_floor_db)
+        panels = [
+            ("noisy", noisy_log),
+            ("denoised", denoised),
+            ("clean" if p.target == "magnitude" else "target", clean_log),
+        ]
+        return spectrograms(panels, info["sample_rate"], p.hop_length, f"epoch {epoch}")
+
+    return render
+
+
+def training_plan(params: Params, data: Path, processed: Path) -> TrainingPlan:
+    """One job: the denoiser on the patches of ``processed`` (written by featurize)."""
+    from aeflow.data.datamodules import PatchDataModule, PatchDataset
+    from aeflow.tracking.callbacks import EpochFigure
+    from aeflow.training.engine import fingerprint
+    from aeflow.usecases.speech.spectrogram import patch_starts
+
+    cfg = params.speech
+    p = cfg.spectrogram
+    stats_file = processed / "stats.json"
+    if not stats_file.is_file():
+        raise DataError(f"{stats_file}: missing. Fix: run the featurize stage first (dvc repro).")
+    info = read_json(stats_file)
+    sets = {}
+    for split, hop in (("train", p.patch_hop), ("val", p.patch_frames)):
+        arrays = load_arrays(processed / f"{split}.npz")
+        starts = patch_starts(arrays["lengths"], p.patch_frames, hop)
+        sets[split] = PatchDataset(
+            arrays["inputs"], arrays["targets"], starts, p.patch_frames, weights=arrays.get("weights")
+        )
+    if not len(sets["train"]):
+        raise DataError(
+            f"{processed / 'train.npz'}: no training patch of {p.patch_frames} frames fits in the clips. "
+            "Fix: lower speech.spectrogram.patch_frames or use longer clips."
+        )
+    render = _snapshot(processed, info, p)
+    digest = [
+        fingerprint(*(load_arrays(processed / f"{s}.npz")[k] for k in ("inputs", "targets"))) for s in sets
+    ]
+
+    def finish(model: Any, result: Any) -> tuple[dict[str, Any], dict[str, float]]:
+        model.data_config = {
+            "use_case": "speech",
+            "sample_rate": info["sample_rate"],
+            "spectrogram": info["spectrogram"],
+            "stats": info["stats"],
+        }
+        return {"target": p.target, "train_patches": len(sets["train"])}, {}
+
+    job = TrainingJob(
+        model=cfg.model,
+        train=cfg.train,
+        input_shape=[1, int(info["bins"]), p.patch_frames],
+        run_name=f"speech-{cfg.model.variant}-train",
+        description=lambda model, result: (
+            f"{model.variant_name} spectrogram autoencoder ({p.target} target), latent {model.latent_dim}, "
+            f"{info['sample_rate']} Hz."
+        ),
+        output="identity",
+        datamodule=lambda: PatchDataModule(sets["train"], sets["val"], cfg.train.batch_size),
+        data_digest=digest,
+        figures=lambda folder: [EpochFigure(render, folder)],
+        finish=finish,
+        hparams={"seed": params.seed, **cfg.model_dump(by_alias=True)},
+        unit="patches",
+    )
+    return TrainingPlan("speech", [job])
