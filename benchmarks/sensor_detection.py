@@ -66,7 +66,7 @@ PUBLISHED = ("numenta", "randomCutForest", "windowedGaussian")
 
 def run_stages(data: dict, tmp: Path) -> dict:
     from aeflow.config import parse_params
-    from aeflow.stages import run_use_case
+    from aeflow.stages.pipeline import run_use_case
 
     data["tracking"].update(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=str(tmp / "art"))
     done = run_use_case(parse_params(data), "sensor", tmp)  # the pipeline's stages, on these params
@@ -212,7 +212,7 @@ def serve_latency(tmp: Path, n: int = 200) -> tuple[float, float]:
                     tail = log.read_text(errors="replace")[-3000:]
                     raise RuntimeError(f"mlflow models serve did not start:\n{tail}") from None
                 time.sleep(0.5)
-        from aeflow.config import DEFAULT_SENSORS
+        from aeflow.usecases.sensor.params import DEFAULT_SENSORS
 
         body = json.dumps({"dataframe_split": {"columns": DEFAULT_SENSORS, "data": [[1.0] * 5]}}).encode()
         times = []

@@ -51,7 +51,7 @@ def main() -> int:
         return 2
 
     from aeflow.config import parse_params
-    from aeflow.stages import run_use_case
+    from aeflow.stages.pipeline import run_use_case
 
     data = yaml.safe_load((ROOT / "params.yaml").read_text())
     files = sorted(p.name for p in (SHARED / "noise" / BACKGROUND).glob("*.wav"))

@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         counts = run(a.use_case.split(","), load_params(a.params), a.out)
         print(f"registered versions: {counts}")
 
-    return stage_main("export_registry", build, run, argv)
+    return stage_main("export_registry", build, run, argv, every_use_case=True)
 
 
 if __name__ == "__main__":

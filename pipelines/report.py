@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         run(a.use_case.split(","), load_params(a.params), inputs, a.out)
         print(f"wrote {a.out}")
 
-    return stage_main("report", build, run, argv)
+    return stage_main("report", build, run, argv, every_use_case=True)
 
 
 if __name__ == "__main__":

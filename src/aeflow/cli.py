@@ -55,8 +55,8 @@ def check_params(
 @app.command("variants")
 def variants() -> None:
     """List the registered autoencoder variants and their options."""
-    from aeflow.config import AEConfig
     from aeflow.models.registry import available, get_variant
+    from aeflow.sections import AEConfig
 
     table = Table("variant", "class", "own options")
     for name in available():
@@ -239,7 +239,7 @@ def _use_cases(value: str) -> list[str]:
 @app.command("promote")
 def promote(
     use_case: Annotated[str, typer.Option(help="mnist | speech | sensor")],
-    params: Annotated[Path, typer.Option(help="params file (gate settings: promotion.<use case>)")] = Path(
+    params: Annotated[Path, typer.Option(help="params file (gate settings: <use case>.promotion)")] = Path(
         "params.yaml"
     ),
     dry_run: Annotated[bool, typer.Option(help="score and decide, but record nothing, move nothing")] = False,

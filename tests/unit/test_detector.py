@@ -251,7 +251,7 @@ def test_season_in_rows_follows_the_sampling_interval():
 
     import pandas as pd
 
-    from aeflow.config import ThresholdParams
+    from aeflow.sections import ThresholdParams
     from aeflow.usecases.sensor.series import season_rows
 
     ts = pd.date_range("2024-01-01", periods=50, freq="5min").astype(str)

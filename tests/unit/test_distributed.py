@@ -17,8 +17,9 @@ import time
 import numpy as np
 import pytest
 
-from aeflow.config import TrainParams, parse_params
+from aeflow.config import parse_params
 from aeflow.errors import ParamsError
+from aeflow.sections import TrainParams
 from aeflow.training import make_trainer
 
 SCRIPT = textwrap.dedent(
@@ -32,7 +33,7 @@ SCRIPT = textwrap.dedent(
     import torch.distributed as dist
     from pytorch_lightning.loggers import MLFlowLogger
 
-    from aeflow.config import AugmentParams, TrainParams
+    from aeflow.sections import AugmentParams, TrainParams
     from aeflow.training import fit_autoencoder
 
     out = Path(sys.argv[1])

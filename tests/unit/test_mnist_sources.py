@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from aeflow.config import MnistIngestParams
 from aeflow.errors import DataError, DownloadError
+from aeflow.usecases.mnist.params import MnistIngestParams
 from aeflow.usecases.mnist.sources import TEST_FILES, TRAIN_FILES, ingest_mnist, stratified_split
 from tests.helpers import write_idx_folder
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aeflow.config import GateParams, Params
+from aeflow.config import Params
 from aeflow.errors import AeflowError
+from aeflow.sections import GateParams
 from aeflow.stages import retrain
 from aeflow.tracking import RUN_GROUP_ENV, run_group
 from aeflow.tracking.promotion import decide
@@ -44,9 +45,9 @@ def test_gate_promotes_only_by_the_margin(gate, challenger, champion, promote):
 
 def test_every_use_case_has_a_gate_on_a_metric_its_scorer_produces():
     p = Params()
-    assert p.promotion.mnist.metric == "test/mse" and p.promotion.mnist.mode == "min"
-    assert p.promotion.speech.metric == "test/si_sdr_improvement" and p.promotion.speech.mode == "max"
-    assert p.promotion.sensor.metric == "test/pr_auc"
+    assert p.mnist.promotion.metric == "test/mse" and p.mnist.promotion.mode == "min"
+    assert p.speech.promotion.metric == "test/si_sdr_improvement" and p.speech.promotion.mode == "max"
+    assert p.sensor.promotion.metric == "test/pr_auc"
 
 
 def test_lock_refuses_a_second_holder_and_frees_itself_when_the_holder_dies(tmp_path):

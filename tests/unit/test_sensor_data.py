@@ -12,10 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aeflow.config import ANOMALY_KINDS, AnomalyParams, SensorIngestParams, SensorValidateParams
 from aeflow.errors import DataError, DownloadError, ValidationFailed
 from aeflow.io import read_json
 from aeflow.usecases.sensor.faults import inject_anomalies, sensor_scale
+from aeflow.usecases.sensor.params import (
+    ANOMALY_KINDS,
+    AnomalyParams,
+    SensorIngestParams,
+    SensorValidateParams,
+)
 from aeflow.usecases.sensor.sources import (
     SENSOR_MODELS,
     SensorSeries,
@@ -361,7 +366,8 @@ def test_suite_passes_clean_and_reports_missing_and_disorder(tmp_path, pump, wid
         e["what"] for e in report["results"] if e["file"] == "data/raw/sensor/pump.csv" and "gap" in e["what"]
     ]
     assert gaps == [
-        "0 gap(s) longer than 10 × the median step of 300 s (longest 300 s); fails above 5% of rows"
+        "0 gap(s) longer than 10 × the median step of 300 s (longest 300 s); fails above 5% of rows "
+        "(sensor.validate.max_gap_ratio)"
     ]
     with pytest.raises(ValidationFailed) as exc:
         raise_on_failure(report)

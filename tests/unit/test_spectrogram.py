@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from aeflow.config import SpectrogramParams
 from aeflow.data.datamodules import PatchDataset
 from aeflow.usecases.speech.audio import resample, set_level
 from aeflow.usecases.speech.metrics import si_sdr
 from aeflow.usecases.speech.noise import colored_noise, mix_at_snr
+from aeflow.usecases.speech.params import SpectrogramParams
 from aeflow.usecases.speech.spectrogram import (
     EPS,
     FeatureStats,
@@ -215,7 +215,7 @@ def test_mask_floor_bounds_target_and_estimate():
 
 
 def test_a_weighted_loss_with_a_non_mse_loss_is_refused_in_params():
-    from aeflow.config import SpeechParams
+    from aeflow.usecases.speech.params import SpeechParams
 
     with pytest.raises(ValueError, match=r"model\.loss is 'bce'"):
         SpeechParams.model_validate({"spectrogram": {"loss_weight": "noisy_power"}, "model": {"loss": "bce"}})

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from scipy.signal import welch
 
-from aeflow.config import NOISE_KINDS
 from aeflow.errors import DataError
 from aeflow.usecases.speech.audio import read_audio, write_wav
 from aeflow.usecases.speech.noise import (
@@ -20,6 +19,7 @@ from aeflow.usecases.speech.noise import (
     measured_snr_db,
     mix_at_snr,
 )
+from aeflow.usecases.speech.params import NOISE_KINDS
 
 RATE = 8000
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from aeflow.config import SpeechIngestParams
 from aeflow.errors import DataError, DownloadError
 from aeflow.io import read_json
 from aeflow.usecases.speech.audio import read_audio, resample, rms_dbfs, set_level
 from aeflow.usecases.speech.espeak import HARVARD_SENTENCES, SEED_PHRASE, espeak_corpus, file_safe, synthesize
+from aeflow.usecases.speech.params import SpeechIngestParams
 from aeflow.usecases.speech.sources import (
     MANIFEST_COLUMNS,
     SPLITS,

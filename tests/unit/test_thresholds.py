@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from aeflow.config import ThresholdParams
 from aeflow.errors import DataError, ParamsError
 from aeflow.evaluation.thresholds import (
     MIN_STD,
@@ -22,6 +21,7 @@ from aeflow.evaluation.thresholds import (
     seasonal_excess,
     smooth,
 )
+from aeflow.sections import ThresholdParams
 
 
 # ------------------------------------------------------------------------------------------------ smoothing

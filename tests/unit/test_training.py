@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from aeflow.config import AugmentParams, TrainParams
 from aeflow.evaluation.baselines import PCABaseline
+from aeflow.sections import AugmentParams, TrainParams
 from aeflow.tracking.callbacks import EpochHistory, ReconstructionGrid
 from aeflow.training import fit_autoencoder, predict
 

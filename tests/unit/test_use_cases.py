@@ -40,7 +40,7 @@ def test_each_use_case_keeps_the_contract(name):
 def test_unknown_use_case_lists_what_exists():
     from aeflow.errors import ParamsError
 
-    with pytest.raises(ParamsError, match="available use cases: mnist, speech, sensor"):
+    with pytest.raises(ParamsError, match="available use cases: mnist, sensor, speech"):
         usecases.get("tabluar")
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aeflow.config import MnistValidateParams
 from aeflow.errors import ValidationFailed
+from aeflow.usecases.mnist.params import MnistValidateParams
 from aeflow.usecases.mnist.validation import class_frame, image_suites
 from aeflow.validation.core import raise_on_failure, run_suites
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from aeflow.config import AugmentParams, TrainParams
 from aeflow.evaluation.diagnostics import code_diagnostics
 from aeflow.evaluation.latent import encoder_jacobian_sq_norm, hoyer_sparsity
 from aeflow.models.registry import build_model
+from aeflow.sections import AugmentParams, TrainParams
 from aeflow.training import fit_autoencoder, predict
 from aeflow.usecases.mnist.corrupt import corrupt_images
 

@@ -11,8 +11,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from aeflow.config import AugmentParams
 from aeflow.data.images import random_affine
+from aeflow.sections import AugmentParams
 
 
 def _pairs(inputs: np.ndarray, targets: np.ndarray | None) -> TensorDataset:

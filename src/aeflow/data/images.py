@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aeflow.config import AugmentParams
 from aeflow.io import load_arrays
+from aeflow.sections import AugmentParams
 
 SPLITS = ("train", "val", "test")
 

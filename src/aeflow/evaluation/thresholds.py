@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from aeflow.config import ThresholdParams
 from aeflow.errors import DataError, ParamsError
+from aeflow.sections import ThresholdParams
 
 __all__ = [
     "alarm_points",

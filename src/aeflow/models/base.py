@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aeflow.config import AEConfig
 from aeflow.models.components import (
     ConvDecoder1d,
     ConvDecoder2d,
@@ -35,6 +34,7 @@ from aeflow.models.components import (
     MLPDecoder,
     MLPEncoder,
 )
+from aeflow.sections import AEConfig
 
 #: ``(input, target)``, or ``(input, target, weight)`` with a per-element loss weight (speech: bin energy).
 Batch = tuple[torch.Tensor, ...]

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 
-from aeflow.config import AEConfig
 from aeflow.errors import ParamsError
 from aeflow.models.base import BaseAutoencoder
 from aeflow.models.names import variant_names
+from aeflow.sections import AEConfig
 
 _REGISTRY: dict[str, type[BaseAutoencoder]] = {}
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aeflow.config import Params
 from aeflow.errors import DataError
 from aeflow.io import read_json
 from aeflow.report import html as h
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def promotion_section(params: Params, uc: str, registry: Path) -> str:
         return f"<h3>Promotion history</h3><p>MLflow registry not readable ({h.esc(export['error'])}).</p>"
     if not rows:
         return f"<h3>Promotion history</h3><p>No registered versions of <code>{h.esc(name)}</code> yet.</p>"
-    gate = getattr(params.promotion, uc)
+    gate = params.use_case(uc).promotion
     better = "lower" if gate.mode == "min" else "higher"
     body = []
     for r in rows[:20]:

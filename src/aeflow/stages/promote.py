@@ -63,7 +63,7 @@ def run(params: Params, use_case: str, root: Path = Path("."), dry_run: bool = F
     check_paths(use_case, root)
     tracking = params.tracking
     mlflow.set_tracking_uri(tracking.resolved_uri())
-    gate = getattr(params.promotion, use_case)
+    gate = params.use_case(use_case).promotion
     name = registered_model_name(tracking, use_case)
     challenger = alias_version(tracking, name, CHALLENGER)
     champion = alias_version(tracking, name, CHAMPION)

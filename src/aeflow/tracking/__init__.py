@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from aeflow.config import TrackingParams
 from aeflow.errors import AeflowError
+from aeflow.sections import TrackingParams
 
 TAG_USE_CASE = "aeflow.use_case"
 TAG_STAGE = "aeflow.stage"

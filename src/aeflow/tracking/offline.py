@@ -31,8 +31,8 @@ from typing import Any
 from pytorch_lightning.loggers.logger import Logger, rank_zero_experiment
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from aeflow.config import TrackingParams
 from aeflow.io import read_json, write_json
+from aeflow.sections import TrackingParams
 
 PENDING = "pending.json"
 TAG_OFFLINE_ID = "aeflow.offline_id"

@@ -16,7 +16,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from aeflow.config import GateParams, TrackingParams
+from aeflow.sections import GateParams, TrackingParams
 from aeflow.tracking import client
 
 CHAMPION = "champion"

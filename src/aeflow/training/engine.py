@@ -40,11 +40,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Checkpoint
 
-from aeflow.config import TrainParams
 from aeflow.data.datamodules import PairDataModule
 from aeflow.errors import ParamsError
 from aeflow.models.base import BaseAutoencoder
 from aeflow.models.registry import build_model
+from aeflow.sections import TrainParams
 
 
 @dataclass

@@ -26,13 +26,16 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aeflow.config import ModelSection, Params, TrainParams
 from aeflow.errors import DataError
 from aeflow.io import atomic_dir, atomic_file, read_json, write_json
+from aeflow.sections import ModelSection, TrainParams
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 #: Optimizer steps between resume checkpoints inside an epoch (each epoch end is saved too).
 RESUME_EVERY_N_STEPS = 50

@@ -16,10 +16,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from aeflow.config import AEConfig
 from aeflow.evaluation.latent import encoder_jacobian_sq_norm
 from aeflow.models.base import BaseAutoencoder
 from aeflow.models.registry import register
+from aeflow.sections import AEConfig
 
 
 class ContractiveAEConfig(AEConfig):

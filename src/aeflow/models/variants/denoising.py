@@ -7,9 +7,9 @@ stops it from learning the identity, the code may be as large as the input (``un
 
 from __future__ import annotations
 
-from aeflow.config import AEConfig
 from aeflow.models.base import BaseAutoencoder
 from aeflow.models.registry import register
+from aeflow.sections import AEConfig
 
 
 class DenoisingAEConfig(AEConfig):

@@ -25,10 +25,10 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import Field
 
-from aeflow.config import AEConfig
 from aeflow.evaluation.latent import activation_stats
 from aeflow.models.base import BaseAutoencoder
 from aeflow.models.registry import register
+from aeflow.sections import AEConfig
 
 
 class SparseAEConfig(AEConfig):

@@ -22,9 +22,9 @@ import torch
 from pydantic import Field
 from torch.distributions import Bernoulli, ContinuousBernoulli, Independent, Normal, kl_divergence
 
-from aeflow.config import AEConfig
 from aeflow.models.base import BaseAutoencoder
 from aeflow.models.registry import register
+from aeflow.sections import AEConfig
 
 
 class VAEConfig(AEConfig):

@@ -7,9 +7,9 @@ a bottleneck, is enforced when the model is built.
 
 from __future__ import annotations
 
-from aeflow.config import AEConfig
 from aeflow.models.base import BaseAutoencoder
 from aeflow.models.registry import register
+from aeflow.sections import AEConfig
 
 
 class VanillaAEConfig(AEConfig):

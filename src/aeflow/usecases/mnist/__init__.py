@@ -8,11 +8,13 @@ suites), ``corrupt`` (image noise and the inject_noise stage), ``train`` (its tr
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aeflow.config import Params
 from aeflow.errors import DataError
 from aeflow.usecases.base import SweepData, UseCase
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 
 class Mnist(UseCase):

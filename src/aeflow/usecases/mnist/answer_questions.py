@@ -22,13 +22,15 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aeflow.config import Params
 from aeflow.errors import DataError
 from aeflow.io import atomic_dir, read_json, write_json
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 
 def _losses(path: Path) -> tuple[list[float], list[float]]:

@@ -7,11 +7,13 @@ the same numbers as ``test/*`` metrics to the training run in MLflow.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aeflow.config import Params
 from aeflow.errors import DataError
 from aeflow.io import atomic_file, read_json, write_json
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 
 def evaluate(

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from aeflow.config import MnistIngestParams
 from aeflow.data.download import fetch
 from aeflow.errors import DataError
 from aeflow.usecases.mnist.idx import read_idx
+from aeflow.usecases.mnist.params import MnistIngestParams
 
 TRAIN_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
 TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")

@@ -4,9 +4,12 @@ needs them), with the same fixed digits reconstructed after every epoch."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from aeflow.config import Params
 from aeflow.training.service import TrainingJob, TrainingPlan
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 
 def training_plan(params: Params, data: Path, inputs: Path) -> TrainingPlan:

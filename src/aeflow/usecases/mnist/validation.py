@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from aeflow.config import MnistValidateParams
+from aeflow.usecases.mnist.params import MnistValidateParams
 from aeflow.validation.core import Check, FrameSuite
 
 NUM_CLASSES = 10

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from aeflow.config import Params
 from aeflow.io import atomic_dir, write_json
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 
 def _generation(models: dict[str, Any], train_x: np.ndarray, n: int, seed: int) -> dict[str, np.ndarray]:

@@ -11,10 +11,12 @@ the scored segment), ``windows`` (scaling, sliding windows), ``train`` (one dete
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aeflow.config import Params
 from aeflow.usecases.base import SweepData, UseCase
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 
 class Sensor(UseCase):

@@ -7,13 +7,15 @@ Writes ``data/interim/sensor``: the same series with faults injected into the sc
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aeflow.config import Params
 from aeflow.io import atomic_dir, write_json
 from aeflow.usecases.sensor.series import segments, sensor_columns
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 
 def inject(params: Params, data: Path, out: Path) -> dict[str, Any]:

@@ -4,14 +4,16 @@ event and by NAB's rules; ``metrics/sensor.json`` and ``plots/sensor/evaluation/
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aeflow.config import Params
 from aeflow.errors import DataError
 from aeflow.io import atomic_dir, read_json, write_json
 from aeflow.usecases.sensor.series import safe_name, segments, sensor_columns
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 
 def load_detectors(models: Path) -> dict[str, Any]:

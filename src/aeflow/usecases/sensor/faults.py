@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from aeflow.config import AnomalyParams
 from aeflow.errors import DataError
+from aeflow.usecases.sensor.params import AnomalyParams
 
 SHORT_KINDS = ("spike", "drop")
 SHORT_MAX = 3

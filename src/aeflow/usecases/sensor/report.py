@@ -3,7 +3,8 @@ timelines, the latent sweep, validation."""
 
 from __future__ import annotations
 
-from aeflow.config import Params
+from typing import TYPE_CHECKING
+
 from aeflow.io import read_json
 from aeflow.report import html as h
 from aeflow.report.sections import (
@@ -13,6 +14,9 @@ from aeflow.report.sections import (
     sweep_block,
     validation_table,
 )
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 SENSOR_METRICS = {
     "f1": "point F1",

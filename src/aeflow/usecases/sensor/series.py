@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aeflow.config import Params, ThresholdParams
 from aeflow.errors import DataError
+from aeflow.sections import ThresholdParams
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 
 def safe_name(name: str) -> str:

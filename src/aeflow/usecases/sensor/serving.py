@@ -19,7 +19,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from aeflow.config import TrackingParams
+from aeflow.sections import TrackingParams
 
 
 class DetectorModel(mlflow.pyfunc.PythonModel):

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aeflow.config import SensorIngestParams
 from aeflow.data.download import fetch
 from aeflow.errors import DataError
 from aeflow.io import atomic_dir, read_json, write_json
+from aeflow.usecases.sensor.params import SensorIngestParams
 
 SPLITS = ("train", "val", "test")
 DELIMITERS = ",;\t|"

@@ -4,14 +4,16 @@ threshold fitted on the validation segment scored in context, registered as a py
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aeflow.config import Params
 from aeflow.errors import DataError
 from aeflow.training.service import TrainingJob, TrainingPlan
 from aeflow.usecases.sensor.series import safe_name, season_rows, segments, sensor_columns
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 #: How the pyfunc detector is registered, here and by ``aeflow sync`` for a detector trained offline.
 REGISTRAR = "aeflow.usecases.sensor.serving:register_detector_file"

@@ -21,7 +21,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from aeflow.config import SensorValidateParams
+from aeflow.usecases.sensor.params import SensorValidateParams
 from aeflow.usecases.sensor.sources import SensorSeries
 from aeflow.validation.core import Check, FrameSuite
 

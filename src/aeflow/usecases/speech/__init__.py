@@ -10,10 +10,12 @@ waveform out), ``metrics`` (SI-SDR, PESQ, STOI and the baselines), ``evaluate``,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aeflow.config import Params
 from aeflow.usecases.base import UseCase
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 
 class Speech(UseCase):

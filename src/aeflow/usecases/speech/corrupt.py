@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aeflow.config import Params
 from aeflow.errors import DataError
 from aeflow.io import atomic_dir, atomic_file, write_json
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 SPLIT_STREAM = {"train": 0, "val": 1, "test": 2}
 METHODS = ("noisy", "autoencoder", "spectral_subtraction", "spectral_gating")

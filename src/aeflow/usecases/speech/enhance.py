@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from aeflow.config import SpectrogramParams
 from aeflow.errors import DataError
+from aeflow.usecases.speech.params import SpectrogramParams
 from aeflow.usecases.speech.spectrogram import (
     FeatureStats,
     SpectrogramCodec,

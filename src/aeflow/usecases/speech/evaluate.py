@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aeflow.config import Params
 from aeflow.errors import DataError
 from aeflow.io import atomic_dir, atomic_file, read_json, write_json
 from aeflow.usecases.speech.corrupt import CleanClips, _safe, load_mixtures
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 
 # -------------------------------------------------------------------------------------------- evaluate

@@ -7,14 +7,16 @@ and ``stats.json`` (normalisation fitted on train only).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aeflow.config import Params
 from aeflow.errors import DataError
 from aeflow.io import atomic_dir, save_arrays, write_json
 from aeflow.usecases.speech.corrupt import CleanClips, load_mixtures
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 
 # ------------------------------------------------------------------------------------- make_spectrograms

@@ -3,9 +3,8 @@ baselines, spectrograms and audio players, training curves and snapshots, valida
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aeflow.config import Params
 from aeflow.io import read_json
 from aeflow.report import html as h
 from aeflow.report.sections import (
@@ -15,6 +14,9 @@ from aeflow.report.sections import (
     need,
     validation_table,
 )
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 METHOD_LABELS = {
     "noisy": "noisy input",

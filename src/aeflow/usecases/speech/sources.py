@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aeflow.config import SpeechIngestParams
 from aeflow.data.download import fetch
 from aeflow.errors import DataError, DownloadError
 from aeflow.io import atomic_dir, write_json
@@ -42,6 +41,7 @@ from aeflow.usecases.speech.audio import (
     write_wav,
 )
 from aeflow.usecases.speech.espeak import espeak_corpus, espeak_version, file_safe
+from aeflow.usecases.speech.params import SpeechIngestParams
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aeflow.config import SpectrogramParams
+from aeflow.usecases.speech.params import SpectrogramParams
 
 EPS = 1e-5
 

@@ -4,14 +4,16 @@ one fixed validation utterance drawn (noisy | denoised | clean) after every epoc
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aeflow.config import Params
 from aeflow.errors import DataError
 from aeflow.io import load_arrays, read_json
 from aeflow.training.service import TrainingJob, TrainingPlan
+
+if TYPE_CHECKING:
+    from aeflow.config import Params
 
 
 def _snapshot(processed: Path, info: dict[str, Any], p: Any) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from aeflow.config import SpeechValidateParams
+from aeflow.usecases.speech.params import SpeechValidateParams
 from aeflow.validation.core import Check, FrameSuite
 
 SPLITS = ("train", "val", "test")

@@ -1,0 +1,241 @@
+"""The params sections every use case and every shared floor reads: the strict base, tracking, the model
+section, training, evaluation, the latent sweep, thresholds for anomaly scores and the promotion gate.
+
+Each use case adds its own section in ``aeflow/usecases/<name>/params.py`` from these parts;
+:mod:`aeflow.config` composes the whole ``params.yaml`` from them. Shared code imports from here, never from
+a use case's section, so no floor below the use cases depends on one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    """Base for every params section: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UseCaseSection(Strict):
+    """Base of a use case's own section (``mnist:``, ``speech:``, …): :class:`Params` knows its use cases
+    by these fields, and ``tests/unit/test_use_cases.py`` holds them against the registry in
+    :mod:`aeflow.usecases` (which names them; this module imports no use case)."""
+
+
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class TrackingParams(Strict):
+    """Where MLflow writes. ``MLFLOW_TRACKING_URI`` in the environment wins over ``tracking_uri``."""
+
+    tracking_uri: str = "sqlite:///mlflow.db"
+    artifact_location: str = "mlartifacts"
+    experiment_prefix: str = "aeflow"
+    registered_model_prefix: str = "aeflow"
+    ui_url: str = "http://127.0.0.1:5000"
+
+    def resolved_uri(self) -> str:
+        """The URI actually used: the environment override, else the params value."""
+        return os.environ.get("MLFLOW_TRACKING_URI") or self.tracking_uri
+
+
+class AEConfig(Strict):
+    """Fields every autoencoder variant shares. Variants add theirs by inheritance (see ``models/variants``).
+
+    ``latent_dim: auto`` applies the rule of thumb round(log2(input size)), 10 for 28×28 digits.
+    ``architecture`` picks the encoder/decoder pair (``mlp`` and ``conv`` for images and spectrograms,
+    ``conv1d`` and ``lstm`` for windows of time series shaped (sensors, time));
+    ``channels``/``blocks_per_stage``/``batch_norm`` shape the convolutional ones, ``hidden_dims`` the fully
+    connected layers (the whole MLP, or the layers between the convolutional features and the code).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    variant: str = "vanilla"
+    architecture: Literal["mlp", "conv", "conv1d", "lstm"] = "conv"
+    latent_dim: PositiveInt | Literal["auto"] = "auto"
+    hidden_dims: list[PositiveInt] = Field(default_factory=lambda: [256])
+    channels: list[PositiveInt] = Field(default_factory=lambda: [32, 64], min_length=1, max_length=4)
+    blocks_per_stage: Annotated[int, Field(ge=0, le=4)] = 1
+    batch_norm: bool = True
+    loss: Literal["bce", "mse"] = "bce"
+
+    def resolved_latent_dim(self, input_size: int) -> int:
+        """The latent size in effect: the explicit value, or round(log2(input size))."""
+        if self.latent_dim == "auto":
+            return max(1, round(math.log2(input_size)))
+        return self.latent_dim
+
+
+class AugmentParams(Strict):
+    """Random affine augmentation of training images (0 disables each part).
+
+    With only 5,000 digits an autoencoder over-fits quickly; small shifts, rotations and zooms act like
+    more data and lowered held-out MSE by ~20 % in our measurements (see README benchmark).
+    """
+
+    rotation_deg: Annotated[float, Field(ge=0, le=45)] = 10.0
+    translate_px: Annotated[float, Field(ge=0, le=8)] = 2.0
+    scale: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+
+    @property
+    def enabled(self) -> bool:
+        return self.rotation_deg > 0 or self.translate_px > 0 or self.scale > 0
+
+
+class TrainParams(Strict):
+    """Optimisation and Lightning Trainer settings.
+
+    ``strategy``/``devices``/``num_nodes`` are handed to the Trainer unchanged, so scaling out is a params
+    change: e.g. ``strategy: ddp, devices: 4`` on one GPU machine, plus ``num_nodes: 2`` under a cluster
+    launcher (torchrun/SLURM). On CPU, DDP uses the gloo process-group backend. The defaults train in the
+    one process that runs the stage.
+    """
+
+    epochs: PositiveInt = 15
+    batch_size: PositiveInt = 128
+    lr: Annotated[float, Field(gt=0, le=1)] = 2e-3
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    scheduler: Literal["onecycle", "constant"] = "onecycle"
+    augment: AugmentParams = Field(default_factory=AugmentParams)
+    num_recon_images: Annotated[int, Field(ge=1, le=64)] = 16
+    accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
+    strategy: str = "auto"
+    devices: PositiveInt | Literal["auto"] = 1
+    num_nodes: PositiveInt = 1
+    deterministic: bool = True
+    num_threads: PositiveInt | None = None
+    progress_bar: bool = True
+
+
+class EvaluateParams(Strict):
+    """Evaluation settings. PCA always uses the model's latent size, fitted on the same training split."""
+
+    batch_size: PositiveInt = 1000
+    clip_pca: bool = True
+
+
+class SweepParams(Strict):
+    """AE against PCA at several latent sizes ("is this just fancy PCA?")."""
+
+    latent_dims: list[PositiveInt] = Field(default_factory=lambda: [2, 4, 8, 10, 16, 32, 64], min_length=1)
+    epochs: PositiveInt = 5
+
+
+class ModelSection(AEConfig):
+    """The ``model`` section as loaded: common fields checked, variant-only keys kept for the variant.
+
+    :func:`aeflow.models.registry.variant_config` validates the whole section (``extra="forbid"``)
+    against the chosen variant's config class when a model is built.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @field_validator("variant")
+    @classmethod
+    def _known_variant(cls, value: str) -> str:
+        from aeflow.models.names import check_variant_name
+
+        check_variant_name(value)
+        return value
+
+
+class ThresholdParams(Strict):
+    """How the anomaly threshold on the (optionally smoothed) reconstruction error is chosen.
+
+    ``percentile`` of the validation errors; ``mean_k_sigma`` (mean + k·std of the validation errors);
+    ``pot`` (peaks over threshold: a generalised Pareto tail fitted above the ``pot_quantile`` of validation
+    errors, threshold at false-alarm ``pot_risk`` per point).
+
+    ``fixed``: the number in ``value`` as it is — meaningful when scores are on a known scale, i.e. with
+    ``history`` (then ``value`` is "standard deviations above the recent past").
+
+    ``history``: 0 scores the (smoothed) error as it is. N > 0 re-expresses it, row by row, in standard
+    deviations above the mean of the N errors before it (an anomaly likelihood in the spirit of HTM's):
+    real series drift after training, and an error level that was rare in the probationary period can be
+    everyday a month later; measuring against the recent past re-fits the error's scale online, at no
+    training cost, and a sustained change stops alarming once it is the new normal.
+
+    ``cooldown``: after an alarm, further flagged rows within this many rows raise no new alarm (they stay
+    flagged). One incident, one page; NAB scores count every alarm outside a window as a false positive.
+
+    ``season``: a duration such as ``1D`` (pandas notation: ``12h``, ``7D``): a score counts only by how
+    far it rises above the highest score one season earlier (within ``season_tolerance`` rows), so what
+    recurs at the same time every day — a nightly job, a shift change — stops alarming after its first
+    day (:func:`~aeflow.evaluation.thresholds.seasonal_excess`). ``null`` turns it off.
+
+    ``flatline_min_run``: a sensor that repeats one exact reading for this many samples, and for twice
+    the longest repeat it showed in training, is flagged as stuck (0 turns the guard off); a frozen value
+    is the one fault a reconstruction error cannot see. ``flatline_risk``: the run must also be one a
+    live sensor makes by chance less often than this, per reading, judged from how often it repeated its
+    previous reading in training (quantised sensors, e.g. readings rounded to one decimal, repeat
+    legitimately).
+    """
+
+    method: Literal["percentile", "mean_k_sigma", "pot", "fixed"] = "pot"
+    percentile: Annotated[float, Field(gt=50, lt=100)] = 99.5
+    k: Annotated[float, Field(gt=0, le=20)] = 4.0
+    pot_quantile: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
+    pot_risk: Annotated[float, Field(gt=0, lt=0.1)] = 3e-4
+    value: float | None = None
+    smoothing: Annotated[int, Field(ge=1, le=500)] = 1
+    history: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    cooldown: Annotated[int, Field(ge=0, le=1_000_000)] = 48
+    season: str | None = None
+    season_tolerance: Annotated[int, Field(ge=0, le=10000)] = 2
+    flatline_min_run: Annotated[int, Field(ge=0, le=10000)] = 4
+    flatline_risk: Annotated[float, Field(gt=0, lt=0.5)] = 1e-4
+
+    @model_validator(mode="after")
+    def _fixed_needs_value(self) -> ThresholdParams:
+        if self.method == "fixed" and (self.value is None or not math.isfinite(self.value)):
+            raise ValueError(
+                "method 'fixed' needs a finite 'value' (the threshold itself, e.g. value: 3.5 with history: "
+                "750 for 3.5 standard deviations above the recent past). Fix: set sensor.threshold.value."
+            )
+        if self.season is not None:
+            self.season_seconds()  # raises on a duration pandas cannot read
+        if self.history and self.history < 2 * self.smoothing:
+            raise ValueError(
+                f"history ({self.history}) must be at least twice smoothing ({self.smoothing}): the recent "
+                "errors are compared with a longer past. Fix: raise history or set it to 0."
+            )
+        return self
+
+    def season_seconds(self) -> float | None:
+        """``season`` in seconds (None when off)."""
+        if self.season is None:
+            return None
+        import pandas as pd
+
+        try:
+            seconds = pd.Timedelta(self.season).total_seconds()
+        except (ValueError, TypeError):
+            seconds = float("nan")
+        if not seconds > 0:
+            raise ValueError(
+                f"season {self.season!r} is not a positive duration. Fix: write it as pandas does, e.g. "
+                "'1D' (a day), '12h', '7D', or null to turn seasons off."
+            )
+        return seconds
+
+
+class GateParams(Strict):
+    """The champion/challenger gate of one use case (``aeflow promote`` / ``aeflow retrain``).
+
+    Both models are scored on the same DVC-tracked evaluation set; the challenger replaces the champion only
+    when ``metric`` improves by at least ``margin`` (a fraction of the champion's score when
+    ``margin_type`` is relative, in the metric's own units when absolute), so noise between two equally good
+    trainings does not flip the alias back and forth.
+    """
+
+    metric: str
+    mode: Literal["min", "max"]
+    margin: Annotated[float, Field(ge=0)] = 0.01
+    margin_type: Literal["relative", "absolute"] = "relative"

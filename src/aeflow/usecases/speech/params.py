@@ -1,0 +1,265 @@
+"""The ``speech`` section of params.yaml: everything the speech use case reads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from aeflow.sections import (
+    GateParams,
+    ModelSection,
+    PositiveInt,
+    Strict,
+    TrainParams,
+    UseCaseSection,
+)
+
+DEFAULT_FSDD_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.zip"
+
+#: Speakers of the offline espeak corpus: a voice plus a voice variant (formant set). Each is one
+#: "speaker" for the speaker-disjoint splits.
+DEFAULT_ESPEAK_SPEAKERS = [
+    "en-us+m1",
+    "en-us+f2",
+    "en+m3",
+    "en+f3",
+    "en-gb-scotland+m4",
+    "en-gb-x-rp+f4",
+    "en-029+m2",
+    "en-us+m7",
+    "en+f1",
+    "en-gb-x-rp+m5",
+]
+NOISE_KINDS = ("white", "pink", "brown", "fan", "vacuum")
+
+
+class SpeechIngestParams(Strict):
+    """Where clean speech comes from, how it is conditioned, and how speakers are split.
+
+    ``espeak`` (default, offline) synthesises the seed's phrase and public-domain Harvard sentences with
+    the libespeak-ng bundled by ``espeakng-loader``; each entry of ``espeak_speakers`` is one speaker.
+    ``dir`` reads every WAV/FLAC under ``dir`` (speaker from ``speaker_pattern`` on the file stem, else the
+    parent folder's name); ``fsdd`` downloads the Free Spoken Digit Dataset archive from ``fsdd_urls``.
+
+    Every clip is folded to mono, resampled to ``sample_rate`` and scaled to ``level_dbfs`` RMS. Clips
+    shorter than ``min_duration_s`` are joined with the same speaker's next clips (``gap_s`` of silence
+    between them): STOI needs about 2 s of speech to mean anything, and FSDD digits last ~0.4 s.
+    """
+
+    source: Literal["espeak", "dir", "fsdd"] = "espeak"
+    dir: str | None = None
+    speaker_pattern: str | None = r"^[^_]+_(?P<speaker>[^_]+)_"
+    fsdd_urls: list[str] = Field(default_factory=lambda: [DEFAULT_FSDD_URL], min_length=1)
+    download_dir: str = "data/downloads/fsdd"
+    timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    retries: Annotated[int, Field(ge=1, le=10)] = 3
+    sample_rate: Literal[8000, 16000] = 8000
+    level_dbfs: Annotated[float, Field(ge=-60, le=-3)] = -23.0
+    min_duration_s: Annotated[float, Field(ge=0, le=30)] = 2.0
+    max_duration_s: Annotated[float, Field(gt=0, le=120)] = 12.0
+    gap_s: Annotated[float, Field(ge=0, le=2)] = 0.15
+    test_speakers: list[str] | None = None
+    val_speakers: list[str] | None = None
+    test_speaker_count: PositiveInt = 2
+    val_speaker_count: PositiveInt = 1
+    max_clips: PositiveInt | None = None
+    espeak_speakers: list[str] = Field(default_factory=lambda: list(DEFAULT_ESPEAK_SPEAKERS), min_length=3)
+    espeak_sentences: PositiveInt = 24
+    espeak_rates_wpm: list[Annotated[int, Field(ge=80, le=400)]] = Field(
+        default_factory=lambda: [150, 175], min_length=1
+    )
+    espeak_pitches: list[Annotated[int, Field(ge=0, le=99)]] = Field(
+        default_factory=lambda: [40, 55], min_length=1
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> SpeechIngestParams:
+        if self.source == "dir" and not self.dir:
+            raise ValueError("source 'dir' needs dir: a folder of .wav/.flac files (searched recursively)")
+        if self.min_duration_s >= self.max_duration_s:
+            raise ValueError("min_duration_s must be smaller than max_duration_s")
+        if self.speaker_pattern:
+            import re
+
+            try:
+                compiled = re.compile(self.speaker_pattern)
+            except re.error as exc:
+                raise ValueError(f"speaker_pattern is not a valid regular expression: {exc}") from None
+            if "speaker" not in compiled.groupindex:
+                raise ValueError("speaker_pattern needs a named group (?P<speaker>...)")
+        return self
+
+
+class SpeechValidateParams(Strict):
+    """Bounds of the great-expectations suite on the speech manifest."""
+
+    min_duration_s: Annotated[float, Field(ge=0)] = 0.5
+    max_duration_s: Annotated[float, Field(gt=0)] = 30.0
+    max_clipping_ratio: Annotated[float, Field(ge=0, le=1)] = 0.001
+    max_silence_ratio: Annotated[float, Field(ge=0, le=1)] = 0.6
+    silence_threshold_db: Annotated[float, Field(le=0)] = -50.0
+    min_clips_per_split: PositiveInt = 1
+
+
+class SpeechNoiseParams(Strict):
+    """How noisy speech is made: which noises, at which SNRs, for training and for testing.
+
+    A source is ``white``, ``pink``, ``brown``, ``fan``, ``vacuum`` (synthetic appliances: a motor hum
+    with harmonics plus broadband airflow) or ``file:<name>`` (a file under ``noise_dir``, read from a
+    random offset and looped when short). ``train_sources`` feed the train/val mixtures and
+    ``test_sources`` the test mixtures, so evaluation can use noise the model never heard.
+    Train/val clips get ``mixtures_per_clip`` random (source, SNR) draws; every test clip is mixed with
+    every test source at every SNR.
+    """
+
+    snrs_db: list[Annotated[float, Field(ge=-20, le=40)]] = Field(
+        default_factory=lambda: [0.0, 5.0, 10.0], min_length=1
+    )
+    train_sources: list[str] = Field(default_factory=lambda: ["white", "pink", "fan"], min_length=1)
+    test_sources: list[str] = Field(default_factory=lambda: ["brown", "vacuum"], min_length=1)
+    noise_dir: str | None = None
+    mixtures_per_clip: Annotated[int, Field(ge=1, le=20)] = 2
+
+    @model_validator(mode="after")
+    def _check_sources(self) -> SpeechNoiseParams:
+        for source in [*self.train_sources, *self.test_sources]:
+            if source.startswith("file:"):
+                if not self.noise_dir:
+                    raise ValueError(f"noise source {source!r} needs noise_dir (the folder holding it)")
+                if not source[5:]:
+                    raise ValueError("a file source needs a name after 'file:', e.g. 'file:fan.wav'")
+            elif source not in NOISE_KINDS:
+                raise ValueError(
+                    f"unknown noise source {source!r}; allowed: {', '.join(NOISE_KINDS)} or file:<name>"
+                )
+        return self
+
+
+class SpectrogramParams(Strict):
+    """STFT front end and the model's view of it.
+
+    ``target: mask`` trains the autoencoder to predict a log ratio mask (clean − noisy log-magnitude,
+    capped at 0) instead of the clean log-magnitude itself: the network then only has to say how much to
+    attenuate each bin, which is easy to get right where the input is already clean (high SNR), so errors of
+    the bottleneck do not smear speech that needed no cleaning. ``magnitude`` predicts the clean
+    log-magnitude directly (Lu et al. 2013 style). The noisy phase is reused to go back to a waveform
+    (``istft``), or ``griffin_lim`` estimates one.
+    """
+
+    n_fft: Annotated[int, Field(ge=64, le=4096)] = 256
+    hop_length: Annotated[int, Field(ge=16, le=2048)] = 64
+    window: Literal["hann", "hamming"] = "hann"
+    scale: Literal["log", "mel"] = "log"
+    n_mels: Annotated[int, Field(ge=8, le=256)] = 64
+    target: Literal["mask", "magnitude"] = "mask"
+    #: ``relative``: the network sees each bin relative to the utterance's noise floor (the mean power of
+    #: its quietest ``noise_quantile`` of frames), i.e. a log a-posteriori SNR, which is what classical
+    #: gain rules use; a 16-frame patch alone cannot tell the noise floor. ``absolute``: plain log-magnitude.
+    input: Literal["relative", "absolute"] = "relative"
+    noise_quantile: Annotated[float, Field(gt=0, le=0.5)] = 0.1
+    inverse: Literal["istft", "griffin_lim"] = "istft"
+    griffin_lim_iters: Annotated[int, Field(ge=1, le=500)] = 32
+    patch_frames: Annotated[int, Field(ge=4, le=128)] = 16
+    patch_hop: Annotated[int, Field(ge=1, le=128)] = 8
+    #: How much each time-frequency bin counts in the training loss. ``uniform``: all alike (plain MSE).
+    #: ``noisy_power`` / ``clean_power``: the bin's linear power raised to ``loss_weight_exponent``,
+    #: normalised to mean 1 per utterance. SI-SDR is an energy ratio decided by the loud bins, whereas a
+    #: uniform loss on log values spends most of its effort on quiet bins that barely change the waveform.
+    loss_weight: Literal["uniform", "noisy_power", "clean_power"] = "uniform"
+    loss_weight_exponent: Annotated[float, Field(gt=0, le=2)] = 1.0
+    #: Deepest attenuation of the mask in dB (``null``: unbounded), applied to the training target and to
+    #: the estimate. Without it, bins where the clean signal is near silence ask for −80 dB or more, and
+    #: these large log errors dominate the loss although −30 dB already removes the noise there. Both
+    #: class defaults here are off so that models saved before these options (their ``data_config`` has
+    #: neither key) load with the settings they were trained with; the speech use case's default
+    #: (``_speech_spectrogram``, = params.yaml) turns them on (README: speech benchmark).
+    mask_floor_db: Annotated[float, Field(ge=-120, lt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SpectrogramParams:
+        if self.mask_floor_db is not None and self.target != "mask":
+            raise ValueError("mask_floor_db needs target 'mask' (it bounds the mask's attenuation)")
+        if self.hop_length > self.n_fft:
+            raise ValueError("hop_length must not exceed n_fft (frames would skip samples)")
+        if self.scale == "mel" and self.input == "relative":
+            raise ValueError("scale 'mel' needs input 'absolute'")
+        if self.scale == "mel" and self.target == "mask":
+            raise ValueError("scale 'mel' needs target 'magnitude' (a mel mask cannot be applied per bin)")
+        return self
+
+
+class SpeechEvaluateParams(Strict):
+    """Scoring: metrics, baselines and how many examples go to MLflow and the report."""
+
+    num_audio_examples: Annotated[int, Field(ge=0, le=20)] = 3
+    pesq: bool = True
+    stoi: bool = True
+    noisereduce_stationary: bool = False
+    subtraction_oversubtract: Annotated[float, Field(ge=0.5, le=5)] = 1.5
+    subtraction_floor: Annotated[float, Field(ge=0, le=1)] = 0.05
+    noise_quantile: Annotated[float, Field(gt=0, le=0.5)] = 0.1
+
+
+def _speech_spectrogram() -> SpectrogramParams:
+    # Not the class defaults (see SpectrogramParams.mask_floor_db): what params.yaml runs.
+    return SpectrogramParams(loss_weight="noisy_power", mask_floor_db=-30.0)
+
+
+def _speech_model() -> ModelSection:
+    return ModelSection.model_validate(
+        {
+            "variant": "denoising",
+            "architecture": "conv",
+            "latent_dim": 256,
+            "channels": [16, 32, 32],
+            "blocks_per_stage": 0,
+            "hidden_dims": [],
+            "batch_norm": True,
+            "loss": "mse",
+        }
+    )
+
+
+def _speech_train() -> TrainParams:
+    return TrainParams.model_validate(
+        {
+            "epochs": 12,
+            "batch_size": 64,
+            "lr": 2e-3,
+            "augment": {"rotation_deg": 0, "translate_px": 0, "scale": 0},
+        }
+    )
+
+
+class SpeechParams(UseCaseSection):
+    """Everything the ``speech`` use case reads."""
+
+    ingest: SpeechIngestParams = Field(default_factory=SpeechIngestParams)
+    validate_: SpeechValidateParams = Field(default_factory=SpeechValidateParams, alias="validate")
+    noise: SpeechNoiseParams = Field(default_factory=SpeechNoiseParams)
+    spectrogram: SpectrogramParams = Field(default_factory=_speech_spectrogram)
+    model: ModelSection = Field(default_factory=_speech_model)
+    train: TrainParams = Field(default_factory=_speech_train)
+    evaluate: SpeechEvaluateParams = Field(default_factory=SpeechEvaluateParams)
+    promotion: GateParams = Field(
+        default_factory=lambda: GateParams(
+            metric="test/si_sdr_improvement", mode="max", margin=0.1, margin_type="absolute"
+        )
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _weights_need_mse(self) -> SpeechParams:
+        # Checked here, not at the first training step: a weighted loss is a weighted MSE.
+        if self.spectrogram.loss_weight != "uniform" and self.model.loss != "mse":
+            raise ValueError(
+                f"spectrogram.loss_weight {self.spectrogram.loss_weight!r} weights a squared error, but "
+                f"model.loss is {self.model.loss!r}. Fix: set speech.model.loss: mse or "
+                "speech.spectrogram.loss_weight: uniform."
+            )
+        return self
+
+
+SECTION = SpeechParams
