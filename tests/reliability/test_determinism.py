@@ -1,15 +1,17 @@
-"""Same code, data, params and seed → the same numbers: ``dvc repro`` of train@mnist + evaluate@mnist, then
-``dvc repro --force`` of both, give the same ``metrics/mnist.json`` (and the same weights) on CPU."""
+"""Same code, data, params and seed → the same numbers: ``dvc repro`` of train@<uc> + evaluate@<uc>, then
+``dvc repro --force --single-item`` of both, give the same ``metrics/<uc>.json`` (and the same weights) on
+CPU, for every use case (mnist, speech, sensor: sensor's weights are its first series' detector)."""
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from typing import Any
 
 import pytest
 
-from tests.reliability.test_kill import mnist_repo, run, weights
+from tests.reliability.test_kill import FORCE, USE_CASES, project_repo, run, run_info, same_weights, weights
 
 pytestmark = pytest.mark.slow
 
@@ -31,19 +33,23 @@ def differences(a: Any, b: Any, path: str = "") -> list[str]:
     return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
 
 
-def test_forced_rerun_reproduces_metrics(tmp_path_factory):
-    repo = mnist_repo(tmp_path_factory, "determinism")
-    run(repo, "dvc", "repro", "evaluate@mnist")
-    first = (repo / "metrics/mnist.json").read_text()
-    first_weights = weights(repo / "models/mnist/model.pt")
-    run_id = json.loads((repo / "models/mnist/run.json").read_text())["run_id"]
+@pytest.mark.parametrize("use_case", USE_CASES)
+def test_forced_rerun_reproduces_metrics(tmp_path_factory, use_case):
+    uc = use_case
+    repo = project_repo(tmp_path_factory, uc, "determinism")
+    start = time.monotonic()
+    run(repo, "dvc", "repro", f"evaluate@{uc}")
+    print(f"{uc}: train + evaluate in {time.monotonic() - start:.1f} s")
+    metrics = repo / f"metrics/{uc}.json"
+    first = metrics.read_text()
+    first_weights = weights(repo, uc)
+    run_id = run_info(repo, uc)["run_id"]
 
-    res = run(repo, "dvc", "repro", "--force", "train@mnist", "evaluate@mnist")
-    assert "Running stage 'train@mnist'" in res.stdout and "Running stage 'evaluate@mnist'" in res.stdout
-    assert json.loads((repo / "models/mnist/run.json").read_text())["run_id"] != run_id  # really retrained
-    second = (repo / "metrics/mnist.json").read_text()
+    res = run(repo, *FORCE, f"train@{uc}", f"evaluate@{uc}")
+    assert f"Running stage 'train@{uc}'" in res.stdout and f"Running stage 'evaluate@{uc}'" in res.stdout
+    assert run_info(repo, uc)["run_id"] != run_id  # really retrained
+    second = metrics.read_text()
     assert differences(json.loads(first), json.loads(second)) == []
-    print("metrics/mnist.json byte-identical:", first == second)
-    second_weights = weights(repo / "models/mnist/model.pt")
-    assert all(bool((first_weights[k] == second_weights[k]).all()) for k in first_weights)
-    assert "up to date" in run(repo, "dvc", "status", "train@mnist", "evaluate@mnist").stdout
+    print(f"metrics/{uc}.json byte-identical:", first == second)
+    assert same_weights(first_weights, weights(repo, uc))
+    assert "up to date" in run(repo, "dvc", "status", f"train@{uc}", f"evaluate@{uc}").stdout

@@ -22,13 +22,21 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from aeflow.config import NOISE_KINDS, Params, SensorIngestParams
-from aeflow.data.idx import parse_idx, read_idx, write_idx_gz
-from aeflow.data.noise import corrupt_images
-from aeflow.data.sensor import SensorSeries, read_csv_series, read_series, split_bounds, write_series
-from aeflow.data.speech_noise import NoiseBank, mix_at_snr
-from aeflow.data.windows import make_windows, pad_front
+from aeflow.config import Params
 from aeflow.errors import DataError
+from aeflow.usecases.mnist.corrupt import corrupt_images
+from aeflow.usecases.mnist.idx import parse_idx, read_idx, write_idx_gz
+from aeflow.usecases.sensor.params import SensorIngestParams
+from aeflow.usecases.sensor.sources import (
+    SensorSeries,
+    read_csv_series,
+    read_series,
+    split_bounds,
+    write_series,
+)
+from aeflow.usecases.sensor.windows import make_windows, pad_front
+from aeflow.usecases.speech.noise import NoiseBank, mix_at_snr
+from aeflow.usecases.speech.params import NOISE_KINDS
 from tests.reliability.conftest import encode_idx_any
 
 #: Small and time-boxed: the whole file runs in well under a minute on two cores. No example database

