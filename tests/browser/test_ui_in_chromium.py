@@ -63,7 +63,7 @@ def tiny(tmp_path_factory) -> TinyRun:
     from aeflow.io import write_text
     from aeflow.report import html
     from aeflow.stages import evaluate, ingest, noise, report, sweep, train, validate
-    from aeflow.usecases.mnist.report import section as mnist_section
+    from aeflow.usecases.mnist.report import mnist_section
 
     root = tmp_path_factory.mktemp("browser")
     base = f"http://127.0.0.1:{free_port()}"
