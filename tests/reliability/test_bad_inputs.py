@@ -583,6 +583,8 @@ def stage_cmd(entry: Entry, data: str | None = None, out: str | None = None) -> 
         f"models/{uc}",
         "--plots",
         f"plots/{uc}",
+        "--inputs",  # the noisy digits: read only by a denoising variant (these entries train vanilla)
+        f"data/interim/{uc}",
     ]
 
 
