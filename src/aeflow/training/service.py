@@ -176,9 +176,7 @@ def train(params: Params, plan: TrainingPlan, data_path: str, models: Path, plot
         # One champion per registered model: the first job's version is the candidate (runs with many
         # series register one version each, for the record and for serving any of them by version).
         aliases = mark_candidate(params.tracking, first["registered_model"], first["version"])
-    for job in plan.jobs:
-        shutil.rmtree(root / job.folder if several else root, ignore_errors=True)
-    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)  # every job's resume folder: the results are safe now
     if several:
         return {job.key: _short(r) for job, r in zip(plan.jobs, records, strict=True)}
     return {**{k: v for k, v in first.items() if k not in _RUN_KEYS}, "aliases": aliases}
