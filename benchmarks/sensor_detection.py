@@ -65,7 +65,7 @@ PUBLISHED = ("numenta", "randomCutForest", "windowedGaussian")
 
 
 def run_stages(data: dict, tmp: Path) -> dict:
-    from aeflow.config import parse_params
+    from aeflow.params import parse_params
     from aeflow.stages.pipeline import run_use_case
 
     data["tracking"].update(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=str(tmp / "art"))

@@ -50,7 +50,7 @@ def main() -> int:
         print(f"shared datasets not found at {SHARED}", file=sys.stderr)
         return 2
 
-    from aeflow.config import parse_params
+    from aeflow.params import parse_params
     from aeflow.stages.pipeline import run_use_case
 
     data = yaml.safe_load((ROOT / "params.yaml").read_text())

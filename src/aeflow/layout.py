@@ -53,6 +53,13 @@ class Layout:
         """Where the training run lives (MLflow ids, registered version)."""
         return self.models / "run.json"
 
+    def fits(self, stage: str) -> Path:
+        """The name the fits of a stage other than train go by (``sweep``, ``questions``): they wait in
+        ``models/.<use case>_<stage>.resume`` until the stage's outputs are safe (a killed stage resumes
+        there), and a run kept while the tracking store is down in ``models/.<use case>_<stage>.pending``
+        for ``aeflow sync``. Never a DVC output itself."""
+        return self.models.with_name(f"{self.use_case}_{stage}")
+
     @property
     def metrics(self) -> Path:
         """Headline metrics for ``dvc metrics`` (evaluate)."""

@@ -1,5 +1,6 @@
-"""The params sections every use case and every shared floor reads: the strict base, tracking, the model
-section, training, evaluation, the latent sweep, thresholds for anomaly scores and the promotion gate.
+"""The params sections every use case and every shared floor reads: the strict base, tracking, training,
+evaluation, the latent sweep, thresholds for anomaly scores and the promotion gate (the ``model`` section,
+typed per variant, is :mod:`aeflow.models.configs`).
 
 Each use case adds its own section in ``aeflow/usecases/<name>/params.py`` from these parts;
 :mod:`aeflow.config` composes the whole ``params.yaml`` from them. Shared code imports from here, never from
@@ -12,7 +13,7 @@ import math
 import os
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
@@ -43,34 +44,6 @@ class TrackingParams(Strict):
     def resolved_uri(self) -> str:
         """The URI actually used: the environment override, else the params value."""
         return os.environ.get("MLFLOW_TRACKING_URI") or self.tracking_uri
-
-
-class AEConfig(Strict):
-    """Fields every autoencoder variant shares. Variants add theirs by inheritance (see ``models/variants``).
-
-    ``latent_dim: auto`` applies the rule of thumb round(log2(input size)), 10 for 28×28 digits.
-    ``architecture`` picks the encoder/decoder pair (``mlp`` and ``conv`` for images and spectrograms,
-    ``conv1d`` and ``lstm`` for windows of time series shaped (sensors, time));
-    ``channels``/``blocks_per_stage``/``batch_norm`` shape the convolutional ones, ``hidden_dims`` the fully
-    connected layers (the whole MLP, or the layers between the convolutional features and the code).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    variant: str = "vanilla"
-    architecture: Literal["mlp", "conv", "conv1d", "lstm"] = "conv"
-    latent_dim: PositiveInt | Literal["auto"] = "auto"
-    hidden_dims: list[PositiveInt] = Field(default_factory=lambda: [256])
-    channels: list[PositiveInt] = Field(default_factory=lambda: [32, 64], min_length=1, max_length=4)
-    blocks_per_stage: Annotated[int, Field(ge=0, le=4)] = 1
-    batch_norm: bool = True
-    loss: Literal["bce", "mse"] = "bce"
-
-    def resolved_latent_dim(self, input_size: int) -> int:
-        """The latent size in effect: the explicit value, or round(log2(input size))."""
-        if self.latent_dim == "auto":
-            return max(1, round(math.log2(input_size)))
-        return self.latent_dim
 
 
 class AugmentParams(Strict):
@@ -126,24 +99,6 @@ class SweepParams(Strict):
 
     latent_dims: list[PositiveInt] = Field(default_factory=lambda: [2, 4, 8, 10, 16, 32, 64], min_length=1)
     epochs: PositiveInt = 5
-
-
-class ModelSection(AEConfig):
-    """The ``model`` section as loaded: common fields checked, variant-only keys kept for the variant.
-
-    :func:`aeflow.models.registry.variant_config` validates the whole section (``extra="forbid"``)
-    against the chosen variant's config class when a model is built.
-    """
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    @field_validator("variant")
-    @classmethod
-    def _known_variant(cls, value: str) -> str:
-        from aeflow.models.names import check_variant_name
-
-        check_variant_name(value)
-        return value
 
 
 class ThresholdParams(Strict):

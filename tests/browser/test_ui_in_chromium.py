@@ -59,8 +59,8 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> TinyRun:
-    from aeflow.config import parse_params
     from aeflow.io import write_text
+    from aeflow.params import parse_params
     from aeflow.report import html
     from aeflow.stages import evaluate, ingest, noise, report, sweep, train, validate
     from aeflow.usecases.mnist.report import mnist_section

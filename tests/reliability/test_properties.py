@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from aeflow.config import Params
 from aeflow.errors import DataError
+from aeflow.params import ProjectParams as Params
 from aeflow.usecases.mnist.corrupt import corrupt_images
 from aeflow.usecases.mnist.idx import parse_idx, read_idx, write_idx_gz
 from aeflow.usecases.sensor.params import SensorIngestParams

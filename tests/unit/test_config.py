@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aeflow.config import load_params, parse_params
 from aeflow.errors import ParamsError
+from aeflow.params import load_params, parse_params
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,11 +77,46 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_params(bad)
 
 
-def test_variant_only_keys_are_checked_when_the_model_is_built():
+def test_a_model_section_is_typed_by_its_variant_at_load(tmp_path):
+    params = parse_params({"mnist": {"model": {"variant": "vae", "beta": 4.0}}})
+    assert type(params.mnist.model).__name__ == "VAEConfig"  # the variant's own class, no key bag
+    assert params.mnist.model.beta == 4.0 and params.mnist.model.latent_dim == "auto"
+    assert type(parse_params({}).speech.model).__name__ == "DenoisingAEConfig"
+    msg = _error({"mnist": {"model": {"latnt_dim": 4}}}, tmp_path)  # stops at load, before any stage
+    assert "unknown key 'mnist.model.latnt_dim'" in msg
+    assert "Did you mean 'latent_dim'" in msg
+    assert "Allowed keys under mnist.model: variant, architecture, latent_dim" in msg
+
+
+def test_a_key_of_another_variant_says_which_variant_has_it(tmp_path):
+    msg = _error({"mnist": {"model": {"variant": "sparse", "beta": 2.0}}}, tmp_path)
+    assert "unknown key 'mnist.model.beta' (value 2.0)" in msg
+    assert "'beta' is a key of vae, not of this one" in msg
+    msg = _error({"mnist": {"model": {"variant": "vae", "beta": -1}}}, tmp_path)
+    assert "'mnist.model.beta' = -1 is not allowed" in msg and "greater than or equal to 0" in msg
+    msg = _error({"mnist": {"model": {"variant": "nope"}}}, tmp_path)
+    assert "'mnist.model.variant': unknown variant 'nope'" in msg
+    assert "available variants: vanilla, denoising" in msg
+
+
+def test_variant_options_are_checked_at_load(tmp_path):
+    msg = _error({"mnist": {"variants": {"options": {"sparse": {"rho": 2}}}}}, tmp_path)
+    assert "mnist.variants.options" in msg and "options.sparse: 'rho' = 2" in msg and "less than 1" in msg
+    msg = _error({"mnist": {"variants": {"options": {"vae": {"sparsity_weight": 1}}}}}, tmp_path)
+    assert "'sparsity_weight' is not a key of variant vae" in msg
+    params = parse_params({})
+    sparse = params.mnist.variants.section_for("sparse", params.mnist.model)
+    assert (
+        type(sparse).__name__ == "SparseAEConfig"
+        and sparse.latent_dim == 64
+        and sparse.sparsity_weight == 0.02
+    )
+
+
+def test_a_model_mapping_outside_params_gets_the_same_messages():
     from aeflow.models.registry import variant_config
 
-    params = parse_params({"mnist": {"model": {"latnt_dim": 4}}})  # cheap load lets it through ...
-    with pytest.raises(ParamsError) as exc:  # ... the variant's own config does not
-        variant_config(params.mnist.model.model_dump(), where="mnist.model")
-    assert "unknown key 'mnist.model.latnt_dim'" in str(exc.value)
-    assert "Did you mean 'latent_dim'" in str(exc.value)
+    with pytest.raises(ParamsError) as exc:
+        variant_config({"variant": "contractive", "rho": 0.1}, where="bench.model")
+    assert "unknown key 'bench.model.rho'" in str(exc.value)
+    assert "'rho' is a key of sparse, not of this one" in str(exc.value)

@@ -17,8 +17,8 @@ import time
 import numpy as np
 import pytest
 
-from aeflow.config import parse_params
 from aeflow.errors import ParamsError
+from aeflow.params import parse_params
 from aeflow.sections import TrainParams
 from aeflow.training import make_trainer
 

@@ -86,3 +86,12 @@ def test_bce_needs_unit_range_output():
         build_model({"loss": "bce"}, [1, 28, 28], output="identity")
     model = build_model({"loss": "mse", "architecture": "mlp"}, [1, 28, 28], output="identity")
     assert np.isfinite(float(model.model_step((torch.randn(4, 1, 28, 28),) * 2)[0].detach()))
+
+
+def test_every_variant_module_has_its_params_class_and_no_more():
+    from aeflow.models.configs import CONFIGS
+    from aeflow.models.registry import variant_modules
+
+    assert sorted(CONFIGS) == variant_modules() == VARIANTS
+    for name in VARIANTS:
+        assert get_variant(name).config_class is CONFIGS[name]

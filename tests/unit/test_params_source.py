@@ -1,11 +1,11 @@
 """params.yaml is the single source of truth: it lists every setting, with the code's default value.
 
-The pydantic models in :mod:`aeflow.config` hold types, bounds and explanations; their defaults are what a
-section gets when ``params.yaml`` leaves it out (tests, saved models, library use). These tests keep the two
-from drifting apart: every leaf setting of :class:`~aeflow.config.Params` is spelled out in ``params.yaml``
-(A), with the value the code would use anyway (B), and ``params.yaml`` holds nothing the code does not read
-(C). A section is a nested model; anything else (a number, a list, a mapping such as
-``variants.options``) is one setting, compared as a whole.
+The pydantic models (:mod:`aeflow.config`, :mod:`aeflow.sections`, each use case's ``params.py``) hold
+types, bounds and explanations; their defaults are what a section gets when ``params.yaml`` leaves it out
+(tests, saved models, library use). These tests keep the two from drifting apart: every leaf setting of
+:class:`~aeflow.params.ProjectParams` is spelled out in ``params.yaml`` (A), with the value the code would
+use anyway (B), and ``params.yaml`` holds nothing the code does not read (C). A section is a nested model;
+anything else (a number, a list, a mapping such as ``variants.options``) is one setting, compared as a whole.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from aeflow.config import Params, load_params
+from aeflow.params import ProjectParams as Params
+from aeflow.params import load_params
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS_YAML = REPO / "params.yaml"
@@ -50,7 +51,8 @@ def lookup(data: Any, path: tuple[str, ...]) -> Any:
 
 
 def unknown_keys(data: Any, model: type[BaseModel] = Params, prefix: tuple[str, ...] = ()) -> list[str]:
-    """Keys of ``data`` that ``model`` has no field for (variant-only keys of ``model`` sections aside)."""
+    """Keys of ``data`` that ``model`` has no field for. (A ``model`` section is a union of variant classes:
+    one setting here, compared whole with the code's default, and typed key by key at load.)"""
     if not isinstance(data, dict):
         return []
     fields = {field.alias or name: field for name, field in model.model_fields.items()}
@@ -58,9 +60,7 @@ def unknown_keys(data: Any, model: type[BaseModel] = Params, prefix: tuple[str, 
     for key, value in data.items():
         path = (*prefix, str(key))
         if key not in fields:
-            # ModelSection keeps unknown keys for the variant's own config class (checked when it is built).
-            if model.model_config.get("extra") != "allow":
-                found.append(".".join(path))
+            found.append(".".join(path))
             continue
         sub = _section(fields[key].annotation)
         if sub:
@@ -96,6 +96,7 @@ def test_the_walk_sees_nested_sections_aliases_and_whole_mappings():
     assert "mnist.validate.min_class_fraction" in keys  # alias, not validate_
     assert "speech.promotion.margin_type" in keys  # nested section inside a section
     assert "mnist.variants.options" in keys  # a mapping is one setting
+    assert "mnist.model" in keys  # so is a model section (its variant's class), compared whole
     assert not any(k.startswith("mnist.variants.options.") for k in keys)
     assert "sensor.train.augment.rotation_deg" in keys
     # The default instance, not the class default: each use case builds its own model section.

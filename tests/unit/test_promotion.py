@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aeflow.config import Params
 from aeflow.errors import AeflowError
+from aeflow.params import ProjectParams as Params
 from aeflow.sections import GateParams
 from aeflow.stages import retrain
 from aeflow.tracking import RUN_GROUP_ENV, run_group

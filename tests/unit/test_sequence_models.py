@@ -21,11 +21,12 @@ import torch
 
 from aeflow.errors import ParamsError
 from aeflow.evaluation.diagnostics import code_diagnostics
-from aeflow.evaluation.latent import encoder_jacobian_sq_norm
 from aeflow.models.components import ConvDecoder1d, ConvEncoder1d, LSTMDecoder, LSTMEncoder
+from aeflow.models.inference import predict
+from aeflow.models.penalties import encoder_jacobian_sq_norm
 from aeflow.models.registry import available, build_model, load_model, save_model
 from aeflow.sections import AugmentParams, TrainParams
-from aeflow.training import fit_autoencoder, predict
+from aeflow.training import fit_autoencoder
 
 VARIANTS = available()
 ARCHITECTURES = ["conv1d", "lstm", "mlp"]

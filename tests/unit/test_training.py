@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from aeflow.evaluation.baselines import PCABaseline
+from aeflow.models.inference import predict
 from aeflow.sections import AugmentParams, TrainParams
 from aeflow.tracking.callbacks import EpochHistory, ReconstructionGrid
-from aeflow.training import fit_autoencoder, predict
+from aeflow.training import fit_autoencoder
 
 MODEL = {"variant": "vanilla", "architecture": "conv", "channels": [16, 32], "hidden_dims": [128]}
 

@@ -12,10 +12,12 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from aeflow.evaluation.diagnostics import code_diagnostics
-from aeflow.evaluation.latent import encoder_jacobian_sq_norm, hoyer_sparsity
+from aeflow.evaluation.latent import hoyer_sparsity
+from aeflow.models.inference import predict
+from aeflow.models.penalties import encoder_jacobian_sq_norm
 from aeflow.models.registry import build_model
 from aeflow.sections import AugmentParams, TrainParams
-from aeflow.training import fit_autoencoder, predict
+from aeflow.training import fit_autoencoder
 from aeflow.usecases.mnist.corrupt import corrupt_images
 
 COMMON = {"architecture": "mlp", "hidden_dims": [128], "batch_norm": True, "latent_dim": 16}

@@ -55,7 +55,7 @@ def compare_with_pca(
     when ``test_x`` are their noisy versions.
     """
     from aeflow.evaluation.metrics import reconstruction_metrics
-    from aeflow.training import predict
+    from aeflow.models.inference import predict
 
     target = test_x if test_target is None else test_target
     ae_recon = predict(model, test_x, batch_size)

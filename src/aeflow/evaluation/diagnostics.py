@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from aeflow.evaluation.latent import encoder_jacobian_sq_norm, hoyer_sparsity, perturbation_sensitivity
+from aeflow.evaluation.latent import hoyer_sparsity, perturbation_sensitivity
+from aeflow.models.penalties import encoder_jacobian_sq_norm
 
 
 def code_diagnostics(
@@ -27,7 +28,7 @@ def code_diagnostics(
     iwae_examples: int = 500,
 ) -> dict[str, float]:
     """Diagnostics of ``model``'s code on clean inputs ``x`` (N, C, H, W) in [0, 1]."""
-    from aeflow.training import encode
+    from aeflow.models.inference import encode
 
     model.eval()
     codes = encode(model, x)

@@ -34,7 +34,7 @@ from aeflow.models.components import (
     MLPDecoder,
     MLPEncoder,
 )
-from aeflow.sections import AEConfig
+from aeflow.models.configs import AEConfig
 
 #: ``(input, target)``, or ``(input, target, weight)`` with a per-element loss weight (speech: bin energy).
 Batch = tuple[torch.Tensor, ...]
@@ -56,7 +56,7 @@ class BaseAutoencoder(pl.LightningModule):
     for denoising — the pairing is data, made by the noise stage, not a different model.
 
     Args:
-        config: the variant's config (a dict as in params.yaml, validated by ``config_class``).
+        config: the variant's config (its ``config_class``, or a mapping as in params.yaml).
         input_shape: shape of one example, e.g. ``[1, 28, 28]``.
         optim: ``lr``, ``weight_decay``, ``scheduler`` ("onecycle" or "constant").
         output: ``"sigmoid"`` for data in [0, 1] (pixels), ``"identity"`` for standardised real values.
@@ -71,14 +71,23 @@ class BaseAutoencoder(pl.LightningModule):
 
     def __init__(
         self,
-        config: dict[str, Any],
+        config: AEConfig | dict[str, Any],
         input_shape: list[int],
         optim: dict[str, Any] | None = None,
         output: str = "sigmoid",
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        self.cfg = self.config_class.model_validate(config)
+        # Typed params arrive typed; a mapping (saved hyperparameters, a test) is validated here.
+        self.cfg = config if type(config) is self.config_class else self.config_class.model_validate(config)
+        # Plain data only: a saved model loads with torch.load(weights_only=True).
+        self.save_hyperparameters(
+            {
+                "config": self.cfg.model_dump(),
+                "input_shape": list(input_shape),
+                "optim": optim,
+                "output": output,
+            }
+        )
         self.input_shape = tuple(int(s) for s in input_shape)
         self.input_size = math.prod(self.input_shape)
         self.latent_dim = self.cfg.resolved_latent_dim(self.input_size)

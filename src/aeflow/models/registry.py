@@ -8,9 +8,10 @@ the tests parametrised over :func:`available`.
 
 from __future__ import annotations
 
-import difflib
 import importlib
+import pkgutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,8 +19,7 @@ from pydantic import ValidationError
 
 from aeflow.errors import ParamsError
 from aeflow.models.base import BaseAutoencoder
-from aeflow.models.names import variant_names
-from aeflow.sections import AEConfig
+from aeflow.models.configs import CONFIGS, AEConfig, ModelSection, model_section
 
 _REGISTRY: dict[str, type[BaseAutoencoder]] = {}
 
@@ -30,6 +30,11 @@ def register(name: str, config: type[AEConfig]) -> Callable[[type[BaseAutoencode
     def decorate(cls: type[BaseAutoencoder]) -> type[BaseAutoencoder]:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"variant {name!r} is registered twice")
+        if CONFIGS.get(name) is not config:
+            raise TypeError(
+                f"variant {name!r}: its config class must be aeflow.models.configs.CONFIGS[{name!r}] (params "
+                "are validated with it before Lightning is imported)"
+            )
         cls.variant_name = name
         cls.config_class = config
         _REGISTRY[name] = cls
@@ -38,8 +43,14 @@ def register(name: str, config: type[AEConfig]) -> Callable[[type[BaseAutoencode
     return decorate
 
 
+def variant_modules() -> list[str]:
+    """Names of the modules in :mod:`aeflow.models.variants` (each registers the variant of its name)."""
+    folder = Path(__file__).with_name("variants")
+    return sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if not m.name.startswith("_"))
+
+
 def _load_all() -> None:
-    for name in variant_names():
+    for name in variant_modules():
         importlib.import_module(f"aeflow.models.variants.{name}")
 
 
@@ -60,38 +71,15 @@ def get_variant(name: str) -> type[BaseAutoencoder]:
 def variant_config(
     section: AEConfig | dict[str, Any], where: str = "model", file: str = "params.yaml"
 ) -> AEConfig:
-    """Validate a whole ``model`` section against its variant's config class (``extra="forbid"``).
+    """``section`` as its variant's config class (:mod:`aeflow.models.configs`). A section loaded from
+    ``params.yaml`` already is one and comes back as it is; a mapping (a test, a benchmark, a saved model's
+    hyperparameters) is validated here, with the same messages a bad ``params.yaml`` gets."""
+    from aeflow.config import describe
 
-    A section already typed as the variant's own config class is returned as it is."""
-    if isinstance(section, AEConfig):
-        if type(section) is get_variant(section.variant).config_class:
-            return section
-        section = section.model_dump()
-    cls = get_variant(section.get("variant", "vanilla"))
     try:
-        return cls.config_class.model_validate(section)
+        return model_section(section)
     except ValidationError as exc:
-        allowed = list(cls.config_class.model_fields)
-        lines = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"])
-            if err["type"] == "extra_forbidden":
-                close = difflib.get_close_matches(key, allowed, n=1)
-                others = [n for n in available() if key in get_variant(n).config_class.model_fields]
-                hint = f" Did you mean '{close[0]}'?" if close else ""
-                if others:
-                    hint += (
-                        f" '{key}' is an option of variant(s) {', '.join(others)}, not of {cls.variant_name}."
-                    )
-                lines.append(
-                    f"{file}: unknown key '{where}.{key}' (value {err['input']!r}).{hint} "
-                    f"Keys for variant {cls.variant_name}: {', '.join(allowed)}."
-                )
-            else:
-                lines.append(
-                    f"{file}: '{where}.{key}' = {err.get('input')!r} is not allowed: {err['msg']}. "
-                    f"Fix: set a valid value in {file}."
-                )
+        lines = describe(exc, file, ModelSection, tuple(where.split(".")))
         raise ParamsError("invalid model parameters:\n  - " + "\n  - ".join(lines)) from None
 
 
@@ -118,7 +106,7 @@ def build_model(
             "(e.g. sparse)."
         )
     try:
-        return cls(config=cfg.model_dump(), input_shape=list(input_shape), optim=optim, output=output)
+        return cls(config=cfg, input_shape=list(input_shape), optim=optim, output=output)
     except ValueError as exc:  # a setting that does not fit this data (e.g. a conv1d model for images)
         raise ParamsError(
             f"{file}: '{where}' does not fit inputs of shape {list(input_shape)}: {exc}."

@@ -60,7 +60,6 @@ def mlflow_link(params: Params, experiment_id: str | None, run_id: str | None) -
     return f'<a href="{h.esc(url)}">{h.esc(run_id)}</a>'
 
 
-
 def validation_table(validation: dict[str, Any]) -> str:
     return h.table(
         ["file", "expectation", "checks", "result"],
@@ -75,7 +74,6 @@ def validation_table(validation: dict[str, Any]) -> str:
         ],
         raw_cells=True,
     )
-
 
 
 def sweep_block(sweep: dict[str, Any], folder: Path, unit: str) -> str:
@@ -99,7 +97,6 @@ def sweep_block(sweep: dict[str, Any], folder: Path, unit: str) -> str:
         f"10 % of the best AE error) = {sweep['smallest_k_within_10pct_of_best_ae']}; {h.esc(verdict)}.</p>"
         + h.img(need(folder / "mse_vs_k.png").read_bytes(), "MSE against latent size")
     )
-
 
 
 def num(text: str | None) -> str:
@@ -149,5 +146,3 @@ def promotion_section(params: Params, uc: str, registry: Path) -> str:
             raw_cells=True,
         )
     )
-
-

@@ -125,7 +125,7 @@ def run(
     echo: Callable[[str], None] = print,
 ) -> tuple[int, dict[str, Any]]:
     """One scheduled retrain; returns (exit code, summary). See the module docstring."""
-    from aeflow.config import load_params
+    from aeflow.params import load_params
 
     params = load_params(params_path)
     for uc in use_cases:

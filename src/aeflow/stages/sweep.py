@@ -5,12 +5,17 @@ k-dimensional code, and PCA with k components is fitted on the same training ima
 the test split. Writes ``metrics/<use_case>_sweep.json``, ``<plots>/sweep.csv`` (for ``dvc plots``), one
 comparison strip per k and an MSE-against-k chart, and logs them to one MLflow run (metrics with
 ``step = k`` so the UI draws the curve).
+
+Every fit goes through the training service (:func:`aeflow.training.service.fit_jobs`): a killed sweep
+resumes mid-fit and reuses the sizes it had finished, and an unreachable tracking store keeps the sweep's
+run offline for ``aeflow sync`` instead of failing the stage.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +30,18 @@ def run(
     from aeflow import tracking, usecases
     from aeflow.evaluation.baselines import compare_with_pca
     from aeflow.evaluation.latent import knee
+    from aeflow.layout import Layout
     from aeflow.report.figures import image_rows, line_chart
-    from aeflow.training import check_validation, fit_autoencoder
+    from aeflow.training.service import (
+        TrainingJob,
+        TrainingPlan,
+        check_validation,
+        fit_jobs,
+        log_artifact,
+        open_run,
+        resume_folder,
+        warn_offline,
+    )
 
     check_validation(validation)
     section = params.use_case(use_case)
@@ -36,22 +51,35 @@ def run(
     input_size = math.prod(train_x.shape[1:])
     rule_k = max(1, round(math.log2(input_size)))
 
+    brief = section.train.model_copy(update={"epochs": section.sweep.epochs, "progress_bar": False})
+    jobs = [
+        TrainingJob(
+            model=section.model.model_copy(update={"latent_dim": k}),
+            train=brief,
+            input_shape=list(train_x.shape[1:]),
+            run_name=f"{use_case}-sweep-k{k}",
+            description=lambda model, fit: "",
+            key=str(k),
+            folder=f"k{k:03d}",
+            output=output,
+            arrays=(train_x, None, val_x, None),
+            data_digest=(train_x, val_x),
+            registrar=None,
+            track=False,  # the sweep's own run holds the curve
+            best_weights=False,  # each size scored after its last epoch
+        )
+        for k in sorted(set(section.sweep.latent_dims))
+    ]
+    work = Layout(use_case).fits("sweep")
+    root = resume_folder(work)
+    plan = TrainingPlan(use_case, jobs, group_key="k", stage="sweep_latent")
+    fitted = fit_jobs(params, plan, str(data), root, work)
+
     rows: list[dict[str, Any]] = []
     strips: dict[int, bytes] = {}
-    for k in sorted(set(section.sweep.latent_dims)):
-        model_section = {**section.model.model_dump(), "latent_dim": k}
-        fit = fit_autoencoder(
-            model_section,
-            train_x,
-            val_x,
-            section.train,
-            params.seed,
-            epochs=section.sweep.epochs,
-            output=output,
-            progress_bar=False,
-            where=f"{use_case}.model",
-        )
-        res = compare_with_pca(fit.model, train_x, test_x, batch_size, clip)
+    for done in fitted:
+        k = int(done.job.key)
+        res = compare_with_pca(done.load(), train_x, test_x, batch_size, clip)
         rec = res.pop("_recon")
         rows.append(
             {
@@ -91,20 +119,21 @@ def run(
     )
 
     tags = tracking.lineage_tags(use_case, "sweep_latent", str(data))
-    logger = tracking.make_logger(params.tracking, use_case, f"{use_case}-sweep-latent", tags, params.dump())
+    hparams = {"sweep": section.sweep.model_dump(), "model": section.model.model_dump()}
+    logger, offline = open_run(params, use_case, f"{use_case}-sweep-latent", tags, work, hparams)
     with contextlib.ExitStack() as stack:
         fig_dir = stack.enter_context(atomic_dir(plots / "sweep"))
         for k, png in strips.items():
             (fig_dir / f"ae_vs_pca_k{k:03d}.png").write_bytes(png)
         (fig_dir / "mse_vs_k.png").write_bytes(chart)
-        write_json(fig_dir / "run.json", {"run_id": logger.run_id, "experiment_id": logger.experiment_id})
+        write_json(
+            fig_dir / "run.json",
+            {"run_id": logger.run_id, "experiment_id": getattr(logger, "experiment_id", None)},
+        )
         csv_tmp = stack.enter_context(atomic_file(plots / "sweep.csv"))
         csv_tmp.write_text(csv, encoding="utf-8")
         write_json(metrics, summary)
 
-    logger.log_hyperparams(
-        tracking.flatten({"sweep": section.sweep.model_dump(), "model": section.model.model_dump()})
-    )
     for r in rows:
         logger.log_metrics(
             {
@@ -115,6 +144,9 @@ def run(
             step=r["k"],
         )
     for path in sorted((plots / "sweep").glob("*.png")):
-        logger.experiment.log_artifact(logger.run_id, str(path), "sweep")
+        log_artifact(logger, path, "sweep")
     logger.finalize("success")
+    if offline:
+        warn_offline(params, logger, at_end=True)
+    shutil.rmtree(root, ignore_errors=True)  # the fits: the results are safe now
     return summary

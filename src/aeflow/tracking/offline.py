@@ -143,15 +143,18 @@ class PendingLogger(Logger):
         use_case: str,
         description: str,
         registrar: str = "aeflow.training.service:register_model_file",
+        candidate: bool = True,
     ) -> None:
         """Keep the model that ``aeflow sync`` registers (a new version of the use case's model), and the
-        ``module:function`` that registers it (a PyTorch model, or a use case's pyfunc)."""
+        ``module:function`` that registers it (a PyTorch model, or a use case's pyfunc); ``candidate``:
+        whether that version then becomes the challenger, as it would have online."""
         shutil.copy2(model_file, self.folder / "model.pt")
         self.meta["register"] = {
             "use_case": use_case,
             "description": description,
             "model": "model.pt",
             "registrar": registrar,
+            "candidate": candidate,
         }
         self._write_meta()
 
@@ -302,7 +305,7 @@ def sync(tracking: TrackingParams, folder: Path | str, echo: Callable[[str], Non
 
     moved: dict[str, str] = {}
     registration = meta.get("registration")
-    if registration and not meta.get("synced_aliases"):
+    if registration and not meta.get("synced_aliases") and (register or {}).get("candidate", True):
         name, version = registration["registered_model"], registration["version"]
         newer = _newer_challenger(c, name, aliases(tracking, name).get(CHALLENGER), meta.get("start_time", 0))
         if newer:

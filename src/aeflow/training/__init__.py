@@ -6,11 +6,9 @@ from aeflow.training.engine import (
     FitResult,
     ResumeState,
     code_fingerprint,
-    encode,
     fingerprint,
     fit_autoencoder,
     make_trainer,
-    predict,
     quiet_lightning,
 )
 from aeflow.training.service import TrainingJob, TrainingPlan, check_validation, resume_folder, train
@@ -22,11 +20,9 @@ __all__ = [
     "TrainingPlan",
     "check_validation",
     "code_fingerprint",
-    "encode",
     "fingerprint",
     "fit_autoencoder",
     "make_trainer",
-    "predict",
     "quiet_lightning",
     "resume_folder",
     "train",

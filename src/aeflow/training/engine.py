@@ -43,6 +43,7 @@ from pytorch_lightning.callbacks import Checkpoint
 from aeflow.data.datamodules import PairDataModule
 from aeflow.errors import ParamsError
 from aeflow.models.base import BaseAutoencoder
+from aeflow.models.configs import AEConfig
 from aeflow.models.registry import build_model
 from aeflow.sections import TrainParams
 
@@ -143,8 +144,44 @@ def make_trainer(
     )
 
 
+@dataclass
+class SeededModel:
+    """A model built by :func:`build_seeded`, with the RNG state right after its weights were drawn: a fit
+    that takes it continues exactly as if it had built the model itself, so a caller can build (and check)
+    the model once, before it opens a tracking run, without changing a single weight of the result."""
+
+    model: BaseAutoencoder
+    rng: dict[str, Any]
+
+
+def _optim(train: TrainParams) -> dict[str, Any]:
+    return {"lr": train.lr, "weight_decay": train.weight_decay, "scheduler": train.scheduler}
+
+
+def _seed(seed: int, train: TrainParams) -> None:
+    quiet_lightning()
+    pl.seed_everything(seed, workers=True, verbose=False)
+    if train.num_threads:
+        torch.set_num_threads(train.num_threads)
+
+
+def build_seeded(
+    model_section: AEConfig | dict[str, Any],
+    input_shape: Sequence[int],
+    train: TrainParams,
+    seed: int,
+    output: str = "sigmoid",
+    where: str = "model",
+) -> SeededModel:
+    """Seed, then build the model :func:`fit_autoencoder` would build (a bad section raises
+    :class:`~aeflow.errors.ParamsError` here, before anything else happened)."""
+    _seed(seed, train)
+    model = build_model(model_section, list(input_shape), optim=_optim(train), output=output, where=where)
+    return SeededModel(model, _rng_state())
+
+
 def fit_autoencoder(
-    model_section: dict[str, Any],
+    model_section: AEConfig | dict[str, Any] | SeededModel,
     train_x: np.ndarray | None,
     val_x: np.ndarray | None,
     train: TrainParams,
@@ -164,7 +201,8 @@ def fit_autoencoder(
     resume_dir: Path | None = None,
     resume_every_n_steps: int | None = None,
 ) -> FitResult:
-    """Train the variant named in ``model_section`` on ``train_x`` (targets default to the inputs).
+    """Train the variant named in ``model_section`` on ``train_x`` (targets default to the inputs); a
+    :class:`SeededModel` is trained as it is.
 
     Data that does not fit the in-memory (input, target) arrays (e.g. spectrogram patches cut on the fly)
     comes as a ready ``datamodule`` with the ``input_shape`` of one example instead of ``train_x``/``val_x``.
@@ -176,11 +214,7 @@ def fit_autoencoder(
     """
     import time
 
-    quiet_lightning()
-    pl.seed_everything(seed, workers=True, verbose=False)
-    if train.num_threads:
-        torch.set_num_threads(train.num_threads)
-    optim = {"lr": train.lr, "weight_decay": train.weight_decay, "scheduler": train.scheduler}
+    _seed(seed, train)
     if datamodule is None:
         if train_x is None:
             raise ValueError("fit_autoencoder needs train_x or a datamodule")
@@ -201,7 +235,11 @@ def fit_autoencoder(
         dm = datamodule
         has_val = getattr(dm, "val_set", None) is not None
         n_train = len(dm.train_set)  # type: ignore[attr-defined]
-    model = build_model(model_section, list(input_shape), optim=optim, output=output, where=where)
+    if isinstance(model_section, SeededModel):  # built by the caller: take up its RNG where it left off
+        model = model_section.model
+        _set_rng_state(model_section.rng)
+    else:
+        model = build_model(model_section, list(input_shape), optim=_optim(train), output=output, where=where)
     resume = None
     if resume_dir is not None:
         resume = ResumeCheckpoint(resume_dir, every_n_steps=resume_every_n_steps)
@@ -506,25 +544,3 @@ class ResumeState:
     def clear(self) -> None:
         """Delete the folder (after the results it could recreate are safely in place)."""
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def predict(model: BaseAutoencoder, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Reconstructions of ``x`` in data space, batched, without gradients."""
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            out.append(model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size]))).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros_like(x)
-
-
-def encode(model: BaseAutoencoder, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Codes of ``x``, batched, without gradients."""
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            out.append(
-                model.encode(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size]))).cpu().numpy()
-            )
-    return np.concatenate(out)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +33,12 @@ import numpy as np
 
 from aeflow.errors import DataError
 from aeflow.io import atomic_dir, atomic_file, read_json, write_json
-from aeflow.sections import ModelSection, TrainParams
+from aeflow.models.configs import AEConfig
+from aeflow.sections import TrainParams
 
 if TYPE_CHECKING:
     from aeflow.config import Params
+    from aeflow.training.engine import SeededModel
 
 #: Optimizer steps between resume checkpoints inside an epoch (each epoch end is saved too).
 RESUME_EVERY_N_STEPS = 50
@@ -55,7 +58,7 @@ class TrainingJob:
     ``(summary fields, metrics to log)``.
     """
 
-    model: ModelSection
+    model: AEConfig  # its variant's class
     train: TrainParams
     input_shape: list[int]
     run_name: str
@@ -70,18 +73,23 @@ class TrainingJob:
     finish: Callable[[Any, Any], tuple[dict[str, Any], dict[str, float]]] | None = None
     hparams: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
-    registrar: str = PYTORCH_REGISTRAR
+    registrar: str | None = PYTORCH_REGISTRAR  # None: nothing to register (a sweep's brief fits)
+    registered_name: str = ""  # "" registers a version of the use case's model
+    candidate: bool = True  # its version becomes the challenger (the train stage); False: no alias moves
+    track: bool = True  # False: no run of its own (the caller's run holds what matters, e.g. the sweep's)
+    best_weights: bool = True  # keep the best validation epoch's weights (False: the last epoch's)
     unit: str = "examples"  # what one training example is, for the throughput figure ("images", "patches")
 
 
 @dataclass
 class TrainingPlan:
-    """Every model one train stage makes; ``group_key`` names the list in ``run.json`` when there are several
+    """Every model one stage trains; ``group_key`` names the list in ``run.json`` when there are several
     (``"series"``: one detector per series)."""
 
     use_case: str
     jobs: list[TrainingJob]
     group_key: str | None = None
+    stage: str = "train"  # the lineage tag of every run it opens
 
 
 def register_model_file(
@@ -111,28 +119,132 @@ def resume_folder(models: Path) -> Path:
     return models.with_name(f".{models.name}.resume")
 
 
+@dataclass
+class JobResult:
+    """One fitted job: its ``run.json`` record and the folder holding ``model.pt``, ``loss.csv``,
+    ``recon/`` and ``checkpoints/`` (its resume folder, kept until the caller's outputs are safe)."""
+
+    job: TrainingJob
+    record: dict[str, Any]
+    folder: Path
+
+    def load(self) -> Any:
+        """The fitted model (best weights), as saved."""
+        from aeflow.models.registry import load_model
+
+        return load_model(str(self.folder / "model.pt"))
+
+
+def fit_jobs(params: Params, plan: TrainingPlan, data_path: str, root: Path, models: Path) -> list[JobResult]:
+    """Fit, track and register every job of ``plan``, each resumable in its own folder under ``root``.
+
+    The caller writes its outputs from the results and then removes ``root`` (see :func:`train`); a kill
+    before that leaves every finished job to be reused and the current one to be resumed mid-epoch.
+    ``models`` is the folder offline runs wait beside (``.<name>.pending``, which ``aeflow sync`` uploads).
+    """
+    from aeflow.training.engine import build_seeded
+
+    if not plan.jobs:
+        raise DataError(f"{data_path}: nothing to train for {plan.use_case}. Fix: check the ingested data.")
+    # Every model is built once, here: bad model params (or a model that does not fit the data) stop the
+    # stage before an MLflow run or a resume folder exists, and the fit trains exactly these models.
+    built = [
+        build_seeded(job.model, job.input_shape, job.train, params.seed, job.output, f"{plan.use_case}.model")
+        for job in plan.jobs
+    ]
+    several = len(plan.jobs) > 1 or plan.group_key is not None
+    results = []
+    progress = _Progress(f"{plan.stage}@{plan.use_case}", len(plan.jobs))
+    for job, model in zip(plan.jobs, built, strict=True):
+        folder = root / job.folder if several else root
+        progress.show(f"training {job.key}" if job.key else "training")
+        record, files = _run_job(params, plan, job, model, folder, data_path, models)
+        results.append(JobResult(job, record, files))
+        progress.done += 1
+    progress.show("all trained")
+    return results
+
+
+class _Progress:
+    """One line per model on stderr for a stage that trains several (a bar, the count, the elapsed time
+    and an estimate of the time left from the models done so far), so a long sweep is never silent."""
+
+    WIDTH = 20
+
+    def __init__(self, name: str, total: int) -> None:
+        self.name, self.total, self.done = name, total, 0
+        self.began = time.monotonic()
+
+    def show(self, what: str) -> None:
+        if self.total < 2:
+            return
+        elapsed = time.monotonic() - self.began
+        filled = round(self.WIDTH * self.done / self.total)
+        left = elapsed / self.done * (self.total - self.done) if 0 < self.done < self.total else None
+        eta = f", about {_duration(left)} left" if left is not None else ""
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        count = f"{self.done}/{self.total}"
+        print(
+            f"[aeflow] {self.name} [{bar}] {count} {what} ({_duration(elapsed)} elapsed{eta})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def fit_model(
+    params: Params,
+    use_case: str,
+    model: AEConfig,
+    train: TrainParams,
+    arrays: tuple[np.ndarray | None, ...],
+    output: str = "sigmoid",
+) -> tuple[Any, dict[str, Any]]:
+    """One fit with no run and nothing registered, through the same service (benchmarks, analyses):
+    the fitted model (last epoch) and its summary (``train_seconds``, throughput, …). Its folder is
+    temporary."""
+    import tempfile
+
+    inputs = arrays[0]
+    if inputs is None:
+        raise ValueError("fit_model needs training inputs")
+    job = TrainingJob(
+        model=model,
+        train=train,
+        input_shape=list(inputs.shape[1:]),
+        run_name=f"{use_case}-fit",
+        description=lambda fitted, fit: "",
+        arrays=arrays,
+        data_digest=tuple(a for a in arrays if a is not None),
+        output=output,
+        registrar=None,
+        track=False,
+        best_weights=False,
+    )
+    with tempfile.TemporaryDirectory(prefix="aeflow-fit-") as tmp:
+        (done,) = fit_jobs(params, TrainingPlan(use_case, [job], stage="fit"), "", Path(tmp), Path(tmp))
+        return done.load(), done.record
+
+
 def train(params: Params, plan: TrainingPlan, data_path: str, models: Path, plots: Path) -> dict[str, Any]:
     """Fit, track and register every job of ``plan``; write ``models``, ``plots/recon``, ``plots/loss.csv``.
 
     Returns the first job's summary (with the aliases its version got), or a summary per job key.
     """
-    from aeflow.models.registry import build_model
-
-    if not plan.jobs:
-        raise DataError(f"{data_path}: nothing to train for {plan.use_case}. Fix: check the ingested data.")
-    # Bad model params stop here, before an MLflow run or a resume folder exists.
-    for job in plan.jobs:
-        build_model(job.model, job.input_shape, output=job.output, where=f"{plan.use_case}.model")
-    several = len(plan.jobs) > 1 or plan.group_key is not None
     root = resume_folder(models)
+    results = fit_jobs(params, plan, data_path, root, models)
+    several = len(plan.jobs) > 1 or plan.group_key is not None
     records: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         models_tmp = stack.enter_context(atomic_dir(models))
         recon_tmp = stack.enter_context(atomic_dir(plots / "recon"))
         loss_tmp = stack.enter_context(atomic_file(plots / "loss.csv"))
-        for n, job in enumerate(plan.jobs):
-            folder = root / job.folder if several else root
-            record, files = _run_job(params, plan.use_case, job, folder, data_path, models)
+        for n, done in enumerate(results):
+            job, record, files = done.job, done.record, done.folder
             if several:
                 record = {plan.group_key or "key": job.key, "folder": job.folder, **record}
             out = models_tmp / job.folder
@@ -190,13 +302,20 @@ def _short(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_job(
-    params: Params, use_case: str, job: TrainingJob, folder: Path, data_path: str, models: Path
+    params: Params,
+    plan: TrainingPlan,
+    job: TrainingJob,
+    model: SeededModel,
+    folder: Path,
+    data_path: str,
+    models: Path,
 ) -> tuple[dict[str, Any], Path]:
     """Train one job (or take it finished from its resume folder); return its ``run.json`` record and the
     folder holding ``model.pt``, ``loss.csv``, ``recon/`` and ``checkpoints/``."""
     from aeflow import tracking
     from aeflow.training.engine import ResumeState, code_fingerprint, fingerprint
 
+    use_case = plan.use_case
     settings = {
         "seed": params.seed,
         "model": job.model.model_dump(),
@@ -213,50 +332,66 @@ def _run_job(
         _abandon(params, resume.record)
         resume.reset()
     tags = tracking.lineage_tags(
-        use_case, "train", data_path, {tracking.TAG_VARIANT: job.model.variant, **job.tags}
+        use_case, plan.stage, data_path, {tracking.TAG_VARIANT: job.model.variant, **job.tags}
     )
-    logger, offline = _make_logger(params, use_case, job, tags, resume, models)
-    resume.save(
-        run_id=logger.run_id or resume.record.get("run_id"), pending=str(logger.folder) if offline else None
-    )
+    logger, offline = None, False
+    if job.track:
+        pending = resume.record.get("pending") if resume.resumable else None
+        run_id = resume.record.get("run_id") if resume.resumable else None
+        logger, offline = open_run(
+            params, use_case, job.run_name, tags, models, job.hparams, run_id=run_id, pending=pending
+        )
+        resume.save(
+            run_id=logger.run_id or resume.record.get("run_id"),
+            pending=str(logger.folder) if offline else None,
+        )
     try:
-        record = _fit_and_register(params, use_case, job, logger, resume, tags)
+        record = _fit_and_register(params, use_case, job, model, logger, resume, tags)
     except BaseException:
         with contextlib.suppress(Exception):  # the store may be what failed
-            logger.finalize("failed")
+            if logger is not None:
+                logger.finalize("failed")
         if not resume.checkpoint.is_file():  # nothing to resume: leave no trace
             resume.clear()
         raise
-    logger.finalize("success")
+    if logger is not None:
+        logger.finalize("success")
     if offline:
-        _warn_offline(params, logger, at_end=True)
+        warn_offline(params, logger, at_end=True)
     resume.save(done=record)
     return record, folder
 
 
-def _make_logger(
-    params: Params, use_case: str, job: TrainingJob, tags: dict[str, str], resume: Any, models: Path
+def open_run(
+    params: Params,
+    use_case: str,
+    run_name: str,
+    tags: dict[str, str],
+    models: Path,
+    hparams: dict[str, Any] | None = None,
+    run_id: str | None = None,
+    pending: str | None = None,
 ) -> tuple[Any, bool]:
-    """The ``MLFlowLogger`` when the store can take the run, else a :class:`PendingLogger` (offline).
+    """A run in the use case's experiment: the ``MLFlowLogger`` when the store can take it, else a
+    :class:`~aeflow.tracking.offline.PendingLogger` in ``<models>/.<name>.pending/`` that ``aeflow sync``
+    uploads later (``True`` as the second value). Tracking never stops a stage.
 
-    A resumed training continues its run: the same MLflow run, or the same pending folder if it started
-    offline (it stays offline to the end, so one run holds the whole history).
+    ``run_id`` continues an MLflow run, ``pending`` an offline one (a resumed training stays offline to the
+    end, so one run holds its whole history). The whole params file is logged with the run.
     """
     from aeflow import tracking
     from aeflow.tracking import offline
 
-    hparams = tracking.flatten(job.hparams)
-    pending = resume.record.get("pending") if resume.resumable else None
-    run_id = resume.record.get("run_id") if resume.resumable else None
+    flat = tracking.flatten(hparams or {})
     problem = "this training started offline and resumes offline" if pending else None
     if problem is None:
         problem = tracking.store_problem(params.tracking)
     if problem is None:
         try:
             logger = tracking.make_logger(
-                params.tracking, use_case, job.run_name, tags, params.dump(), run_id=run_id
+                params.tracking, use_case, run_name, tags, params.dump(), run_id=run_id
             )
-            logger.log_hyperparams(hparams)
+            logger.log_hyperparams(flat)
             return logger, False
         except Exception as exc:  # the store went away between the probe and the run
             problem = tracking.describe_error(exc)
@@ -264,7 +399,7 @@ def _make_logger(
     meta = {
         "use_case": use_case,
         "experiment_name": tracking.experiment_name(params.tracking, use_case),
-        "run_name": job.run_name,
+        "run_name": run_name,
         "tags": tags,
         "tracking_uri": params.tracking.resolved_uri(),
         "reason": problem,
@@ -273,22 +408,31 @@ def _make_logger(
         meta["run_id"] = run_id  # a resumed run that started online: sync appends to it
     logger = offline.PendingLogger(folder, meta)
     logger.log_dict(params.dump(), "params.yaml")
-    logger.log_hyperparams(hparams)
-    _warn_offline(params, logger)
+    logger.log_hyperparams(flat)
+    warn_offline(params, logger)
     return logger, True
 
 
-def _warn_offline(params: Params, logger: Any, at_end: bool = False) -> None:
+def log_artifact(logger: Any, path: Path, folder: str) -> None:
+    """Add a file to the run of ``logger``, online or offline (uploaded by ``aeflow sync``)."""
+    if getattr(logger, "run_id", None) is None:
+        logger.log_artifact(path, folder)
+    else:
+        logger.experiment.log_artifact(logger.run_id, str(path), folder)
+
+
+def warn_offline(params: Params, logger: Any, at_end: bool = False) -> None:
+    """Say on stderr that a run is kept offline, where, and that ``aeflow sync`` uploads it."""
     uri = params.tracking.resolved_uri()
     if at_end:
         lines = [
-            f"[aeflow:train] OFFLINE: trained without the MLflow store at {uri}.",
+            f"[aeflow] OFFLINE: ran without the MLflow store at {uri}.",
             f"  The run waits in {logger.folder}: nothing was registered and no alias moved.",
             "  When the store is back, run `aeflow sync` to upload it and register the model.",
         ]
     else:
         lines = [
-            f"[aeflow:train] WARNING: the MLflow tracking store at {uri} is unreachable:",
+            f"[aeflow] WARNING: the MLflow tracking store at {uri} is unreachable:",
             f"  {logger.meta.get('reason')}",
             "  Training goes on offline: model.pt, loss.csv and the figures are written as usual, and the "
             f"run (params, metrics, figures, the model to register) is kept in {logger.folder}.",
@@ -322,7 +466,13 @@ def _abandon(params: Params, record: dict[str, Any]) -> None:
 
 
 def _fit_and_register(
-    params: Params, use_case: str, job: TrainingJob, logger: Any, resume: Any, tags: dict[str, str]
+    params: Params,
+    use_case: str,
+    job: TrainingJob,
+    built: SeededModel,
+    logger: Any,
+    resume: Any,
+    tags: dict[str, str],
 ) -> dict[str, Any]:
     from aeflow import tracking
     from aeflow.models.registry import save_model
@@ -330,7 +480,7 @@ def _fit_and_register(
     from aeflow.training.engine import fit_autoencoder
 
     folder = resume.folder
-    offline = logger.run_id is None
+    offline = logger is not None and logger.run_id is None
     # Epoch files and checkpoints go to the resume folder: they must survive a kill.
     history = EpochHistory(folder / "loss.csv")
     (folder / "recon").mkdir(parents=True, exist_ok=True)
@@ -338,7 +488,7 @@ def _fit_and_register(
     train_x, train_t, val_x, val_t = job.arrays if job.arrays is not None else (None, None, None, None)
     has_val = val_x is not None and len(val_x) > 0
     result = fit_autoencoder(
-        job.model,
+        built,
         train_x,
         val_x if has_val else None,
         job.train,
@@ -348,9 +498,9 @@ def _fit_and_register(
         datamodule=job.datamodule() if job.datamodule is not None else None,
         input_shape=job.input_shape,
         output=job.output,
-        logger=logger,
+        logger=logger if logger is not None else False,
         callbacks=callbacks,
-        checkpoint_dir=folder / "checkpoints",
+        checkpoint_dir=folder / "checkpoints" if job.best_weights else None,
         where=f"{use_case}.model",
         resume_dir=folder,
         resume_every_n_steps=RESUME_EVERY_N_STEPS,
@@ -371,13 +521,19 @@ def _fit_and_register(
     }
     if result.resumed_from_step is not None:
         summary["resumed_from_step"] = result.resumed_from_step
+    if logger is None:
+        return {"tracking": "none", **summary}
     logger.log_metrics({f"train/{job.unit}_per_second": result.images_per_second, **metrics})
     description = (
         f"{job.description(model, result)} Trained {result.epochs} epochs on {tags[tracking.TAG_DATA_PATH]} "
         f"(DVC hash {tags[tracking.TAG_DATA_HASH]})."
     )
+    name = job.registered_name or use_case
     if offline:
-        logger.set_register(folder / "model.pt", use_case, description, registrar=job.registrar)
+        if job.registrar is not None:
+            logger.set_register(
+                folder / "model.pt", name, description, registrar=job.registrar, candidate=job.candidate
+            )
         for png in sorted((folder / "recon").glob("epoch_*.png")):
             logger.log_artifact(png, "reconstructions")
         record = {
@@ -389,9 +545,11 @@ def _fit_and_register(
             "tracking_uri": params.tracking.resolved_uri(),
         }
         return {**record, **summary}
-    # Registered once per run: a training killed after registering reuses that version on resume.
-    registration = resume.record.get("registration") or tracking.registrar(job.registrar)(
-        params.tracking, logger.run_id, folder / "model.pt", use_case, description
-    )
-    resume.save(registration=registration)
+    registration: dict[str, str] = {}
+    if job.registrar is not None:
+        # Registered once per run: a training killed after registering reuses that version on resume.
+        registration = resume.record.get("registration") or tracking.registrar(job.registrar)(
+            params.tracking, logger.run_id, folder / "model.pt", name, description
+        )
+        resume.save(registration=registration)
     return {**tracking.run_record(params.tracking, logger, use_case), **registration, **summary}

@@ -2,7 +2,7 @@
 
 The penalty is λ‖J_f(x)‖²_F, the squared Frobenius norm of the encoder's Jacobian, computed exactly for any
 encoder with one vectorised backward pass per code unit (see
-:func:`aeflow.evaluation.latent.encoder_jacobian_sq_norm`). It costs about one extra backward pass per
+:func:`aeflow.models.penalties.encoder_jacobian_sq_norm`). It costs about one extra backward pass per
 code unit, which is cheap for the small codes this variant is meant for.
 """
 
@@ -10,28 +10,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Annotated
 
 import torch
-from pydantic import Field
 from torch import nn
 
-from aeflow.evaluation.latent import encoder_jacobian_sq_norm
 from aeflow.models.base import BaseAutoencoder
+from aeflow.models.configs import ContractiveAEConfig
+from aeflow.models.penalties import encoder_jacobian_sq_norm
 from aeflow.models.registry import register
-from aeflow.sections import AEConfig
-
-
-class ContractiveAEConfig(AEConfig):
-    """Adds λ, the weight of the Jacobian penalty, and how many examples per batch it is computed on.
-
-    The penalty is exact for each example it is computed on; ``jacobian_examples`` of them, drawn at
-    random from each training batch, give an unbiased estimate of the batch mean at a fraction of the
-    cost (0 = every example). That extra forward pass leaves BatchNorm's running statistics alone.
-    """
-
-    contractive_weight: Annotated[float, Field(ge=0)] = 0.01
-    jacobian_examples: Annotated[int, Field(ge=0)] = 16
 
 
 @register("contractive", config=ContractiveAEConfig)

@@ -8,12 +8,8 @@ stops it from learning the identity, the code may be as large as the input (``un
 from __future__ import annotations
 
 from aeflow.models.base import BaseAutoencoder
+from aeflow.models.configs import DenoisingAEConfig
 from aeflow.models.registry import register
-from aeflow.sections import AEConfig
-
-
-class DenoisingAEConfig(AEConfig):
-    """No options beyond the common ones: the noise is configured in the noise stage."""
 
 
 @register("denoising", config=DenoisingAEConfig)

@@ -20,23 +20,14 @@ The evaluation's scale-invariant Hoyer measure tells the two solutions apart; me
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
 
-from aeflow.evaluation.latent import activation_stats
 from aeflow.models.base import BaseAutoencoder
+from aeflow.models.configs import SparseAEConfig
+from aeflow.models.penalties import activation_stats
 from aeflow.models.registry import register
-from aeflow.sections import AEConfig
-
-
-class SparseAEConfig(AEConfig):
-    """Adds the sparsity penalty, its target activation ρ and its weight."""
-
-    sparsity: Literal["kl", "l1"] = "kl"
-    rho: Annotated[float, Field(gt=0, lt=1)] = 0.05
-    sparsity_weight: Annotated[float, Field(ge=0)] = 0.01
 
 
 @register("sparse", config=SparseAEConfig)

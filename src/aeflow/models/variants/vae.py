@@ -16,24 +16,13 @@ the data.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
 
 import torch
-from pydantic import Field
 from torch.distributions import Bernoulli, ContinuousBernoulli, Independent, Normal, kl_divergence
 
 from aeflow.models.base import BaseAutoencoder
+from aeflow.models.configs import VAEConfig
 from aeflow.models.registry import register
-from aeflow.sections import AEConfig
-
-
-class VAEConfig(AEConfig):
-    """Adds β, the pixel likelihood and (for the Gaussian one) its standard deviation."""
-
-    beta: Annotated[float, Field(ge=0)] = 1.0
-    likelihood: Literal["bernoulli", "continuous_bernoulli", "gaussian"] = "bernoulli"
-    gaussian_sigma: Annotated[float, Field(gt=0)] = 0.1
-    binarization: Literal["threshold", "dynamic"] = "threshold"
 
 
 @register("vae", config=VAEConfig)

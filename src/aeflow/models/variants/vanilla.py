@@ -8,12 +8,8 @@ a bottleneck, is enforced when the model is built.
 from __future__ import annotations
 
 from aeflow.models.base import BaseAutoencoder
+from aeflow.models.configs import VanillaAEConfig
 from aeflow.models.registry import register
-from aeflow.sections import AEConfig
-
-
-class VanillaAEConfig(AEConfig):
-    """No options beyond the common ones."""
 
 
 @register("vanilla", config=VanillaAEConfig)

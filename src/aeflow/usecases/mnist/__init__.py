@@ -85,8 +85,8 @@ class Mnist(UseCase):
         """``test/mse`` (and PSNR/SSIM) of the model on the MNIST test split."""
         from aeflow.data.images import load_image_splits, model_inputs
         from aeflow.evaluation.metrics import reconstruction_metrics
+        from aeflow.models.inference import predict
         from aeflow.tracking import load_pytorch_model
-        from aeflow.training import predict
         from aeflow.usecases.mnist.corrupt import load_noisy
 
         model = load_pytorch_model(model_uri)

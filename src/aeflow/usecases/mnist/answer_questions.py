@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ from aeflow.io import atomic_dir, read_json, write_json
 
 if TYPE_CHECKING:
     from aeflow.config import Params
+    from aeflow.models.configs import AEConfig
 
 
 def _losses(path: Path) -> tuple[list[float], list[float]]:
@@ -43,12 +45,14 @@ def _losses(path: Path) -> tuple[list[float], list[float]]:
     return train, val
 
 
-def _wider(model_section: dict[str, Any], factor: int) -> dict[str, Any]:
+def _wider(model: AEConfig, factor: int) -> AEConfig:
     """The same architecture with every width multiplied by ``factor`` (latent size unchanged)."""
-    out = dict(model_section)
-    out["channels"] = [c * factor for c in model_section.get("channels", [])]
-    out["hidden_dims"] = [h * factor for h in model_section.get("hidden_dims", [])]
-    return out
+    return model.model_copy(
+        update={
+            "channels": [c * factor for c in model.channels],
+            "hidden_dims": [h * factor for h in model.hidden_dims],
+        }
+    )
 
 
 def run(
@@ -66,10 +70,12 @@ def run(
     from aeflow.data.images import load_image_splits
     from aeflow.evaluation.baselines import PCABaseline
     from aeflow.evaluation.metrics import reconstruction_metrics
+    from aeflow.layout import Layout
+    from aeflow.models.inference import encode, predict
     from aeflow.models.registry import load_model
     from aeflow.report.figures import bar_chart
     from aeflow.report.projection import latent_projections
-    from aeflow.training import encode, fit_autoencoder, predict
+    from aeflow.training.service import TrainingJob, TrainingPlan, fit_jobs, resume_folder
     from aeflow.usecases.mnist import questions as q
     from aeflow.usecases.mnist.downstream import compare_classifiers
 
@@ -97,17 +103,26 @@ def run(
         q.check_over_fitting(train_losses, val_losses),
     ]
     wider_mse = None
-    if cfg.capacity_check:
-        wide = fit_autoencoder(
-            _wider(section.model.model_dump(), cfg.capacity_factor),
-            train_x,
-            val_x,
-            section.train,
-            params.seed,
-            progress_bar=False,
-            where=f"{use_case}.model",
+    if cfg.capacity_check:  # through the training service: a killed stage resumes this fit
+        job = TrainingJob(
+            model=_wider(section.model, cfg.capacity_factor),
+            train=section.train.model_copy(update={"progress_bar": False}),
+            input_shape=list(train_x.shape[1:]),
+            run_name=f"{use_case}-capacity-check",
+            description=lambda model, fit: "",
+            arrays=(train_x, None, val_x, None),
+            data_digest=(train_x, val_x),
+            registrar=None,
+            track=False,  # one number of this stage's run, not a run of its own
+            best_weights=False,
         )
-        wider_mse = reconstruction_metrics(predict(wide.model, test_x), test_x)["mse"]
+        work = Layout(use_case).fits("questions")
+        root = resume_folder(work)
+        (wide,) = fit_jobs(
+            params, TrainingPlan(use_case, [job], stage="answer_questions"), str(data), root, work
+        )
+        wider_mse = reconstruction_metrics(predict(wide.load(), test_x), test_x)["mse"]
+        shutil.rmtree(root, ignore_errors=True)
     checks.append(q.check_capacity(test_mse, wider_mse))
     blur = q.blur_report(checks)
 

@@ -6,12 +6,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from aeflow.sections import (
+from aeflow.models.configs import (
+    CONFIGS,
     AEConfig,
+    ModelSection,
+    VanillaAEConfig,
+    check_overrides,
+    with_overrides,
+)
+from aeflow.sections import (
     EvaluateParams,
     Fraction,
     GateParams,
-    ModelSection,
     PositiveInt,
     Strict,
     SweepParams,
@@ -23,6 +29,7 @@ DEFAULT_MNIST_MIRRORS = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 ]
+
 
 class MnistIngestParams(Strict):
     """Where MNIST-format digits come from and how they are split.
@@ -126,29 +133,23 @@ class VariantsParams(Strict):
     @field_validator("names")
     @classmethod
     def _known_names(cls, value: list[str]) -> list[str]:
-        from aeflow.models.names import check_variant_name
-
         for name in value:
-            check_variant_name(name)
+            if name not in CONFIGS:
+                raise ValueError(f"unknown variant {name!r}; available variants: {', '.join(CONFIGS)}")
         if len(set(value)) != len(value):
             raise ValueError("each variant may appear only once")
         return value
 
     @field_validator("options")
     @classmethod
-    def _known_option_keys(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from aeflow.models.names import check_variant_name
-
-        for name, opts in value.items():
-            check_variant_name(name)
-            if "variant" in opts:
-                raise ValueError(f"options.{name} must not set 'variant' (the key already names it)")
+    def _valid_options(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, overrides in value.items():
+            check_overrides(name, overrides)  # every key and value, at load time
         return value
 
-    def section_for(self, name: str, model: AEConfig) -> dict[str, Any]:
-        """The model section for variant ``name``: common fields of ``model`` + that variant's options."""
-        common = {k: v for k, v in model.model_dump().items() if k in AEConfig.model_fields}
-        return {**common, **self.options.get(name, {}), "variant": name}
+    def section_for(self, name: str, model: AEConfig) -> AEConfig:
+        """The model section of variant ``name``: common fields of ``model`` + that variant's options."""
+        return with_overrides(model, name, self.options.get(name, {}))
 
 
 class MnistParams(UseCaseSection):
@@ -156,7 +157,7 @@ class MnistParams(UseCaseSection):
 
     ingest: MnistIngestParams = Field(default_factory=MnistIngestParams)
     validate_: MnistValidateParams = Field(default_factory=MnistValidateParams, alias="validate")
-    model: ModelSection = Field(default_factory=ModelSection)
+    model: ModelSection = Field(default_factory=VanillaAEConfig)
     train: TrainParams = Field(default_factory=TrainParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     sweep: SweepParams = Field(default_factory=SweepParams)

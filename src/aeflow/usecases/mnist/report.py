@@ -217,12 +217,15 @@ def variants_section(params: Params, inputs: ReportInputs, uc: str) -> str:
             parts.append(h.img((plots / fname).read_bytes(), alt, alt))
     parts.append("<h3>Latent spaces and reconstructions</h3>")
     parts.extend(h.img(need(plots / f"latent_{n}.png").read_bytes(), f"latent space of {n}") for n in names)
-    parts.extend(
-        h.img(need(plots / f"recon_{n}.png").read_bytes(), f"{n} reconstructions", n) for n in names
-    )
+    parts.extend(h.img(need(plots / f"recon_{n}.png").read_bytes(), f"{n} reconstructions", n) for n in names)
     parts.append(
         "<p>Registered models: "
-        + ", ".join(f"<code>{h.esc(runs[n]['model_uri'])}</code>" for n in names)
+        + ", ".join(
+            f"<code>{h.esc(runs[n]['model_uri'])}</code>"
+            if runs[n].get("model_uri")
+            else f"{n}: pending sync"
+            for n in names
+        )
         + "</p>"
     )
     return "".join(parts)
@@ -350,5 +353,3 @@ def section(params: Params, inputs: ReportInputs) -> str:
         + '<h3 id="variants">Autoencoder variants</h3>'
         + variants_section(params, inputs, "mnist")
     )
-
-

@@ -18,6 +18,7 @@ variant), ``<models>/<variant>.pt`` + ``runs.json``, and figures in ``<plots>/``
 from __future__ import annotations
 
 import contextlib
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +30,13 @@ from aeflow.io import atomic_dir, write_json
 if TYPE_CHECKING:
     from aeflow.config import Params
 
+#: What ``runs.json`` keeps of each variant's run: where it lives and the version it registered.
+_RUN_KEYS = ("run_id", "experiment_id", "pending", "registered_model", "version", "model_uri")
+
 
 def _generation(models: dict[str, Any], train_x: np.ndarray, n: int, seed: int) -> dict[str, np.ndarray]:
     """Generated images per model that can generate: VAE samples, vanilla decoded random codes."""
-    from aeflow.training import encode
+    from aeflow.models.inference import encode
 
     gen = torch.Generator().manual_seed(seed)
     out: dict[str, np.ndarray] = {}
@@ -65,9 +69,11 @@ def run(
     from aeflow.evaluation.diagnostics import code_diagnostics
     from aeflow.evaluation.latent import project
     from aeflow.evaluation.metrics import reconstruction_metrics
+    from aeflow.models.inference import encode, predict
     from aeflow.models.registry import get_variant, save_model
     from aeflow.report.figures import bar_chart, image_rows, scatter
-    from aeflow.training import check_validation, encode, fit_autoencoder, predict
+    from aeflow.tracking import offline
+    from aeflow.training.service import TrainingJob, TrainingPlan, check_validation, fit_jobs, resume_folder
     from aeflow.usecases.mnist.classifier import fit_digit_classifier, score_images
     from aeflow.usecases.mnist.corrupt import load_noisy
 
@@ -85,86 +91,86 @@ def run(
 
     trained: dict[str, Any] = {}
     results: dict[str, dict[str, Any]] = {}
-    runs: dict[str, dict[str, str]] = {}
+    runs: dict[str, dict[str, Any]] = {}
     figures: dict[str, bytes] = {}
-    from aeflow.models.registry import build_model
 
-    for name in cfg.names:  # bad options stop here, before any MLflow run exists
-        build_model(
-            cfg.section_for(name, section.model), list(train_x.shape[1:]), where=f"{use_case}.variants"
-        )
+    def scores(name: str, needs_noisy: bool) -> Any:
+        """The job's ``finish``: test metrics and code diagnostics of the fitted variant (kept in its
+        record, logged to its run)."""
+
+        def finish(model: Any, fit: Any) -> tuple[dict[str, Any], dict[str, float]]:
+            test_in = noisy_test if needs_noisy else test_x
+            res: dict[str, Any] = {
+                "latent_dim": model.latent_dim,
+                "trained_on": "noisy→clean pairs" if needs_noisy else "clean images",
+                "test": reconstruction_metrics(predict(model, test_in), test_x),
+                "test_noisy_input": reconstruction_metrics(predict(model, noisy_test), test_x),
+                "codes": code_diagnostics(
+                    model,
+                    test_x,
+                    jacobian_examples=cfg.jacobian_examples,
+                    iwae_samples=cfg.iwae_samples,
+                    iwae_examples=cfg.iwae_examples,
+                ),
+                "train_seconds": round(fit.seconds, 2),
+            }
+            flat = {f"test/{k}": v for k, v in res["test"].items()}
+            flat.update({f"test/{k}": v for k, v in res["codes"].items()})
+            flat["test/noisy_input_mse"] = res["test_noisy_input"]["mse"]
+            return {"compare": res}, flat
+
+        return finish
+
+    brief = section.train.model_copy(update={"epochs": cfg.epochs, "progress_bar": False})
+    jobs = []
     for name in cfg.names:
         model_section = cfg.section_for(name, section.model)
         needs_noisy = get_variant(name).needs_noisy_pairs
         pairs = model_inputs(splits, noisy_splits, needs_noisy)
-        tags = tracking.lineage_tags(use_case, "compare_variants", str(data), {tracking.TAG_VARIANT: name})
-        logger = tracking.make_logger(
-            params.tracking, use_case, f"{use_case}-{name}-compare", tags, params.dump()
-        )
-        logger.log_hyperparams(
-            tracking.flatten(
-                {
+        jobs.append(
+            TrainingJob(
+                model=model_section,
+                train=brief,
+                input_shape=list(train_x.shape[1:]),
+                run_name=f"{use_case}-{name}-compare",
+                description=lambda model, fit, name=name: (
+                    f"{name} autoencoder from the compare_variants stage ({cfg.epochs} epochs)."
+                ),
+                key=name,
+                folder=name,
+                arrays=(pairs["train"][0], pairs["train"][1], pairs["val"][0], pairs["val"][1]),
+                data_digest=(pairs["train"][0], pairs["train"][1], pairs["val"][0], pairs["val"][1]),
+                finish=scores(name, needs_noisy),
+                hparams={
                     "seed": params.seed,
-                    "model": model_section,
+                    "model": model_section.model_dump(),
                     "epochs": cfg.epochs,
                     "train": section.train.model_dump(),
                     "noise": section.noise.model_dump(),
-                }
+                },
+                registered_name=f"{use_case}-{name}",
+                candidate=False,  # a comparison, not a candidate for the use case's champion
+                best_weights=False,  # every variant scored after the same number of epochs
             )
         )
-        fit = fit_autoencoder(
-            model_section,
-            pairs["train"][0],
-            pairs["val"][0],
-            section.train,
-            params.seed,
-            train_target=pairs["train"][1],
-            val_target=pairs["val"][1],
-            epochs=cfg.epochs,
-            logger=logger,
-            progress_bar=False,
-            where=f"{use_case}.variants.options.{name}",
-        )
-        model = trained[name] = fit.model
+    # Bad options stop here, before any run exists; a killed comparison reuses the variants it finished.
+    root = resume_folder(models)
+    plan = TrainingPlan(use_case, jobs, group_key="variant", stage="compare_variants")
+    for done in fit_jobs(params, plan, str(data), root, models):
+        name = done.job.key
+        needs_noisy = get_variant(name).needs_noisy_pairs
+        model = trained[name] = done.load()
+        results[name] = done.record["compare"]
+        runs[name] = {k: done.record.get(k) for k in _RUN_KEYS}
         test_in = noisy_test if needs_noisy else test_x
-        recon = predict(model, test_in)
-        res: dict[str, Any] = {
-            "latent_dim": model.latent_dim,
-            "trained_on": "noisy→clean pairs" if needs_noisy else "clean images",
-            "test": reconstruction_metrics(recon, test_x),
-            "test_noisy_input": reconstruction_metrics(predict(model, noisy_test), test_x),
-            "codes": code_diagnostics(
-                model,
-                test_x,
-                jacobian_examples=cfg.jacobian_examples,
-                iwae_samples=cfg.iwae_samples,
-                iwae_examples=cfg.iwae_examples,
-            ),
-            "train_seconds": round(fit.seconds, 2),
-        }
-        results[name] = res
+        recon = predict(model, test_in[chosen])
         codes = encode(model, test_x)
         points, how = project(codes, 2)
         figures[f"latent_{name}.png"] = scatter(points, test_y, f"{name}: test codes ({how})")
         figures[f"recon_{name}.png"] = image_rows(
-            [test_in[chosen], recon[chosen]]
-            if not needs_noisy
-            else [test_in[chosen], test_x[chosen], recon[chosen]],
+            [test_in[chosen], recon] if not needs_noisy else [test_in[chosen], test_x[chosen], recon],
             labels=["input", "recon"] if not needs_noisy else ["noisy", "clean", "recon"],
         )
-        flat = {f"test/{k}": v for k, v in res["test"].items()}
-        flat.update({f"test/{k}": v for k, v in res["codes"].items()})
-        flat["test/noisy_input_mse"] = res["test_noisy_input"]["mse"]
-        logger.log_metrics(flat)
-        registration = tracking.log_and_register_model(
-            params.tracking,
-            logger.run_id,
-            model,
-            f"{use_case}-{name}",
-            description=f"{name} autoencoder from the compare_variants stage ({cfg.epochs} epochs).",
-        )
-        logger.finalize("success")
-        runs[name] = {"run_id": logger.run_id, "experiment_id": logger.experiment_id, **registration}
 
     denoising: dict[str, float] = {"noisy_input_mse": float(np.mean((noisy_test - test_x) ** 2))}
     for name in ("vanilla", "denoising"):
@@ -231,5 +237,9 @@ def run(
     for name, info in runs.items():
         files = [(plots / f"latent_{name}.png", "latent"), (plots / f"recon_{name}.png", "evaluation")]
         files += [(plots / f, "comparison") for f in shared.get(name, []) if (plots / f).is_file()]
-        tracking.log_to_run(params.tracking, info["run_id"], artifacts=files)
+        if info.get("pending"):  # trained while the store was unreachable: aeflow sync uploads them
+            offline.log_to_pending(info["pending"], artifacts=files)
+        else:
+            tracking.log_to_run(params.tracking, info["run_id"], artifacts=files)
+    shutil.rmtree(root, ignore_errors=True)  # the fits: the results are safe now
     return {"results": results, **summary}

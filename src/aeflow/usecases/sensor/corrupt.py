@@ -45,4 +45,3 @@ def inject(params: Params, data: Path, out: Path) -> dict[str, Any]:
         write_series(series, tmp / "series", params.sensor.ingest)
         write_json(tmp / "events.json", events)
     return {"events": {name: len(v) for name, v in events.items()}}
-

@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from aeflow.models.configs import AEConfig, ModelSection, model_section
 from aeflow.sections import (
     GateParams,
-    ModelSection,
     PositiveInt,
     Strict,
     SweepParams,
@@ -132,8 +132,8 @@ class SensorEvaluateParams(Strict):
     )
 
 
-def _sensor_model() -> ModelSection:
-    return ModelSection.model_validate(
+def _sensor_model() -> AEConfig:
+    return model_section(
         {
             "variant": "vanilla",
             "architecture": "conv1d",

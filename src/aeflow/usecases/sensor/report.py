@@ -32,8 +32,6 @@ SENSOR_METRICS = {
 }
 
 
-
-
 def section(params: Params, inputs: ReportInputs) -> str:
     """Anomaly detection: detector vs baselines, the threshold explained, error timelines, sensors."""
     uc = "sensor"
@@ -102,5 +100,3 @@ def section(params: Params, inputs: ReportInputs) -> str:
         )
     )
     return "".join(parts)
-
-

@@ -47,4 +47,3 @@ def season_rows(series: Any, p: ThresholdParams) -> int:
             "Fix: lengthen the season, lower season_tolerance, or set season: null."
         )
     return rows
-

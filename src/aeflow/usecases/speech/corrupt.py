@@ -117,4 +117,3 @@ class CleanClips:
                 raise DataError(f"clean clip {clip_id!r} is not in the manifest. Fix: dvc repro from ingest.")
             self.cache[clip_id] = read_audio(self.paths[clip_id])[0]
         return self.cache[clip_id]
-

@@ -71,4 +71,3 @@ def make_spectrograms(params: Params, data: Path, noisy: Path, out: Path) -> dic
             info["frames"][split] = int(lengths.sum())
         write_json(tmp / "stats.json", info)
     return {k: v for k, v in info.items() if k != "stats"}
-

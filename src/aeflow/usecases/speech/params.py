@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from aeflow.models.configs import AEConfig, ModelSection, model_section
 from aeflow.sections import (
     GateParams,
-    ModelSection,
     PositiveInt,
     Strict,
     TrainParams,
@@ -206,8 +206,8 @@ def _speech_spectrogram() -> SpectrogramParams:
     return SpectrogramParams(loss_weight="noisy_power", mask_floor_db=-30.0)
 
 
-def _speech_model() -> ModelSection:
-    return ModelSection.model_validate(
+def _speech_model() -> AEConfig:
+    return model_section(
         {
             "variant": "denoising",
             "architecture": "conv",

@@ -26,8 +26,6 @@ METHOD_LABELS = {
 }
 
 
-
-
 def section(params: Params, inputs: ReportInputs) -> str:
     """Speech denoising: scores per input SNR against the noisy input and two classical baselines,
     spectrograms and audio players for example mixtures, training curves and snapshots, validation."""
@@ -106,5 +104,3 @@ def section(params: Params, inputs: ReportInputs) -> str:
         )
     )
     return "".join(parts)
-
-
