@@ -465,6 +465,7 @@ def test_sensor_detector_beats_nothing_and_reports_every_metric(repo):
 
 def test_served_detector_answers_http_and_monitor_streams(repo, tmp_path):
     import time
+    import urllib.error
     import urllib.request
 
     import pandas as pd
@@ -508,6 +509,12 @@ def test_served_detector_answers_http_and_monitor_streams(repo, tmp_path):
         start = time.perf_counter()
         one = post(rows.iloc[:1].reset_index(drop=True))
         assert len(one) == 1 and math.isfinite(one[0]["score"]) and time.perf_counter() - start < 5
+        gap = rows.iloc[:2].reset_index(drop=True).astype(object)
+        gap.iloc[1, 0] = None  # a null reading: a mistake in the request, answered 400, never scored
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            post(gap)
+        assert exc.value.code == 400
+        assert f"row 1, column '{sensors[0]}' is null, not a finite number" in exc.value.read().decode()
 
     # The same detector, online, from a CSV: constant memory, flagged times printed.
     csv = tmp_path / "readings.csv"
@@ -616,6 +623,18 @@ def test_dataset_missing_a_class_stops_at_validation(repo, tmp_path, shuffled):
 
 
 # ----------------------------------------------------------------------------------------------- experiments
+def test_a_rejected_exp_run_value_is_named_with_how_to_undo_it(repo):
+    res = sh(repo, "dvc", "exp", "run", "-S", "mnist.train.lr=-0.5", check=False)
+    try:
+        assert res.returncode != 0
+        out = res.stdout + res.stderr
+        assert "'mnist.train.lr' = -0.5 is not allowed" in out
+        assert "is still there" in out and "git checkout -- params.yaml" in out
+        assert yaml.safe_load((repo / "params.yaml").read_text())["mnist"]["train"]["lr"] == -0.5  # as said
+    finally:
+        _restore(repo)
+
+
 def test_exp_run_changes_latent_size_and_metrics_diff_shows_it(repo):
     res = sh(repo, "dvc", "exp", "run", "-S", "mnist.model.latent_dim=4")
     assert "Running stage 'train@mnist'" in res.stdout

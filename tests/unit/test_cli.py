@@ -45,3 +45,27 @@ def test_check_params_builds_each_model_for_its_input_shape(tmp_path, use_case, 
     bad.write_text(yaml.safe_dump(data))
     res = CliRunner().invoke(app, ["check-params", "--params", str(bad)])
     assert res.exit_code == 2 and expected in res.output, res.output
+
+
+def test_a_stage_rejecting_an_exp_run_value_says_it_stays_in_the_params_file(monkeypatch, capsys):
+    from aeflow.errors import DataError, ParamsError
+    from aeflow.stages import stage_main
+
+    def rejects(args):
+        raise ParamsError("params.yaml: 'mnist.train.lr' = -0.5 is not allowed")
+
+    monkeypatch.delenv("DVC_EXP_BASELINE_REV", raising=False)
+    assert stage_main("train", lambda p: None, rejects, ["--use-case", "mnist"]) == 2
+    assert "git checkout" not in capsys.readouterr().err  # a plain dvc repro: nothing was written for you
+
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", "0123456789abcdef")
+    assert stage_main("train", lambda p: None, rejects, ["--use-case", "mnist"]) == 2
+    err = capsys.readouterr().err
+    assert "'mnist.train.lr' = -0.5" in err and "`dvc exp run`" in err
+    assert "still there" in err and "git checkout -- params.yaml" in err and "0123456" in err
+
+    def bad_data(args):
+        raise DataError("data/raw/mnist/train.npz: truncated")
+
+    assert stage_main("train", lambda p: None, bad_data, ["--use-case", "mnist"]) == 2
+    assert "git checkout" not in capsys.readouterr().err  # only a params error comes from -S

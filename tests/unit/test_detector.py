@@ -223,7 +223,8 @@ def test_a_spike_raises_the_score_at_once(detector):
 
 
 def test_pyfunc_answers_readings_and_checks_columns(detector, tmp_path):
-    from aeflow.errors import DataError
+    from mlflow.exceptions import MlflowException
+
     from aeflow.usecases.sensor.serving import DetectorModel
 
     save_model(detector.model, str(tmp_path / "model.pt"))
@@ -242,8 +243,18 @@ def test_pyfunc_answers_readings_and_checks_columns(detector, tmp_path):
     np.testing.assert_allclose(out["score"], detector.score(values), rtol=1e-6)
     one = pyfunc.predict(None, frame.iloc[:1])
     assert len(one) == 1 and np.isfinite(one["score"]).all()
-    with pytest.raises(DataError, match="missing sensor column"):
+    with pytest.raises(MlflowException, match="missing sensor column") as exc:
         pyfunc.predict(None, frame.drop(columns=["b"]))
+    assert exc.value.get_http_status_code() == 400  # what `mlflow models serve` answers
+    gap = frame.astype({"b": object})
+    gap.loc[5, "b"] = None
+    with pytest.raises(MlflowException, match=r"row 5, column 'b' is null, not a finite number") as exc:
+        pyfunc.predict(None, gap)  # a null is a mistake in the request, not a reading to fill in
+    assert exc.value.get_http_status_code() == 400
+    text = frame.astype({"c": object})
+    text.loc[2, "c"] = "n/a"
+    with pytest.raises(MlflowException, match=r"row 2, column 'c' is 'n/a'"):
+        pyfunc.predict(None, text)
 
 
 def test_season_in_rows_follows_the_sampling_interval():

@@ -8,6 +8,7 @@ asks the use case (:mod:`aeflow.usecases`) for what differs, so ``dvc.yaml`` dec
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -44,9 +45,25 @@ def stage_main(
     except AeflowError as exc:
         print(
             f"\n[aeflow:{name}] FAILED for use case '{args.use_case}':\n{exc}\n"
-            "Earlier outputs were left untouched.",
+            f"Earlier outputs were left untouched.{_experiment_hint(exc, args.params)}",
             file=sys.stderr,
         )
         return 2
     print(f"[aeflow:{name}] {args.use_case}: done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     return 0
+
+
+def _experiment_hint(exc: AeflowError, params: str) -> str:
+    """Under ``dvc exp run`` (DVC sets ``DVC_EXP_BASELINE_REV``) a rejected ``-S`` value was written into
+    the params file before the stage ran, and DVC leaves it there when the run fails: say so, and how to
+    put the file back, so the next ``dvc repro`` does not fail the same way."""
+    from aeflow.errors import ParamsError
+
+    baseline = os.environ.get("DVC_EXP_BASELINE_REV")
+    if not baseline or not isinstance(exc, ParamsError):
+        return ""
+    return (
+        f"\nThis ran under `dvc exp run`: a value set with -S was written into {params} and is still there "
+        f"now that the run failed. Undo it with `git checkout -- {params}` (back to the committed baseline "
+        f"{baseline[:7]}), or run again with a valid `-S` value."
+    )

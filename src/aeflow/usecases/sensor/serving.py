@@ -19,6 +19,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from aeflow.errors import DataError
 from aeflow.sections import TrackingParams
 
 
@@ -36,8 +37,11 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
     ) -> pd.DataFrame:
         d = self.detector
         frame = pd.DataFrame(model_input)
-        d.check_columns([str(c) for c in frame.columns], "request")
-        values = frame[d.sensors].to_numpy(dtype=np.float32)
+        try:
+            d.check_columns([str(c) for c in frame.columns], "request")
+        except DataError as exc:
+            raise _bad_request(str(exc)) from None
+        values = readings(frame, d.sensors)
         scores = d.score(values)
         flags = d.flags(scores)
         return pd.DataFrame(
@@ -48,6 +52,33 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
                 "threshold": d.threshold,
             }
         )
+
+
+def readings(frame: pd.DataFrame, sensors: list[str]) -> np.ndarray:
+    """The request's readings as numbers, or a 400 naming the first row and column that is not one.
+
+    A request is a question about readings someone has: a null or a text value is a mistake in it, not a
+    gap to fill in (``aeflow monitor`` on a stream carries the last reading over a gap; a served detector
+    would answer about a value nobody sent)."""
+    numbers = frame[sensors].apply(pd.to_numeric, errors="coerce").astype(np.float64)
+    bad = ~np.isfinite(numbers.to_numpy())
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        value = frame[sensors].iloc[row, col]
+        shown = "null" if value is None or (isinstance(value, float) and np.isnan(value)) else repr(value)
+        raise _bad_request(
+            f"request: row {row}, column '{sensors[col]}' is {shown}, not a finite number "
+            f"({int(bad.sum())} such value(s) in all). Fix: send a number for every sensor in every row."
+        )
+    return numbers.to_numpy(dtype=np.float32)
+
+
+def _bad_request(message: str) -> Exception:
+    """An error ``mlflow models serve`` answers with HTTP 400 and ``message``."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
 
 
 def log_detector(
