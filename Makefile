@@ -38,4 +38,4 @@ benchmark: setup
 	python benchmarks/mnist_vs_pca.py
 
 clean:
-	rm -rf data models plots/*/recon plots/*/sweep reports mlflow.db mlartifacts
+	rm -rf data models plots/*/recon plots/*/sweep results/*/evaluation reports mlflow.db mlartifacts

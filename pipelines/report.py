@@ -9,14 +9,14 @@ from aeflow.stages import stage_main
 
 def main(argv: list[str] | None = None) -> int:
     def build(p):  # noqa: ANN001, ANN202
-        for name in ("metrics", "plots", "models", "validation", "registry"):
+        for name in ("results", "plots", "models", "validation", "registry"):
             p.add_argument(f"--{name}", type=Path, required=True, help=f"folder of per-use-case {name}")
         p.add_argument("--out", type=Path, required=True, help="HTML file to write")
 
     def run(a):  # noqa: ANN001, ANN202
         from aeflow.stages.report import ReportInputs, run
 
-        inputs = ReportInputs(a.metrics, a.plots, a.models, a.validation, a.registry)
+        inputs = ReportInputs(a.results, a.plots, a.models, a.validation, a.registry)
         run(a.use_case.split(","), load_params(a.params), inputs, a.out)
         print(f"wrote {a.out}")
 

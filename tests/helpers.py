@@ -19,8 +19,8 @@ def write_idx_folder(folder: Path, images: np.ndarray, labels: np.ndarray, prefi
 
 def copy_project(dest: Path, skip: tuple[str, ...] = ()) -> Path:
     """Copy the project's files (tracked, plus untracked ones git does not ignore) into ``dest``, leaving out
-    the committed results (``dvc.lock``, ``metrics/``, ``plots/``) so a test's ``dvc repro`` starts clean,
-    and any other path prefixes in ``skip``."""
+    the committed results (``dvc.lock``, ``metrics/``, ``results/``, ``plots/``) so a test's ``dvc repro``
+    starts clean, and any other path prefixes in ``skip``."""
     import shutil
     import subprocess
 
@@ -32,7 +32,7 @@ def copy_project(dest: Path, skip: tuple[str, ...] = ()) -> Path:
         text=True,
         check=True,
     ).stdout.split("\0")
-    prefixes = ("metrics/", "plots/", "scratch/", *skip)
+    prefixes = ("metrics/", "results/", "plots/", "scratch/", *skip)
     for rel in filter(None, files):
         if rel == "dvc.lock" or rel.startswith(prefixes) or not (repo / rel).is_file():
             continue

@@ -37,6 +37,7 @@ from aeflow.sections import (
     TrackingParams,
     TrainParams,
     UseCaseSection,
+    unrecorded,
 )
 
 __all__ = [
@@ -75,7 +76,8 @@ class Params(Strict):
 
     def dump(self) -> dict[str, Any]:
         """The whole validated params as plain data, as ``params.yaml`` spells it (MLflow artifact)."""
-        return self.model_dump(mode="json", by_alias=True)
+        with unrecorded():  # a snapshot logged with a run, not a dependency of the stage that logs it
+            return self.model_dump(mode="json", by_alias=True)
 
     def use_case(self, name: str) -> Any:
         """The section of one use case, with a clear error for unknown names."""

@@ -20,7 +20,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +186,22 @@ def write_text(path: Path | str, text: str) -> None:
     """Write a text file atomically."""
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def pick(data: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The nested part of ``data`` that the dotted ``keys`` name (``"test.ae.mse"`` keeps
+    ``{"test": {"ae": {"mse": …}}}``); keys ``data`` lacks are left out."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        node: Any = data
+        parts = key.split(".")
+        for part in parts:
+            if not isinstance(node, Mapping) or part not in node:
+                break
+            node = node[part]
+        else:
+            target = out
+            for part in parts[:-1]:
+                target = target.setdefault(part, {})
+            target[parts[-1]] = node
+    return out

@@ -13,6 +13,9 @@ from pathlib import Path
 PARAMS = "params.yaml"
 REPORT = "reports/index.html"
 REGISTRY = "registry"
+RESULTS = "results"
+SCORES = "scores.json"  # every number evaluate measured, inside Layout.evaluation_results
+METRICS = "metrics"
 MLFLOW_DB = "mlflow.db"
 
 
@@ -62,13 +65,35 @@ class Layout:
 
     @property
     def metrics(self) -> Path:
-        """Headline metrics for ``dvc metrics`` (evaluate)."""
-        return self.root / "metrics" / f"{self.use_case}.json"
+        """The headline numbers for ``dvc metrics`` and ``dvc exp show``: a few per use case, no timings
+        (evaluate picks them from :attr:`evaluation_results` by ``UseCase.headline``)."""
+        return self.root / METRICS / f"{self.use_case}.json"
 
     @property
-    def sweep_metrics(self) -> Path:
-        """The latent-size sweep's metrics (sweep_latent)."""
-        return self.root / "metrics" / f"{self.use_case}_sweep.json"
+    def results(self) -> Path:
+        """Everything the use case's stages measured, one JSON file (or folder) per stage: what the report
+        renders. Not listed by ``dvc metrics``, so ``dvc exp show`` stays readable."""
+        return self.root / RESULTS / self.use_case
+
+    def result(self, name: str) -> Path:
+        """One stage's file (or folder) under :attr:`results`: ``evaluate.json``, ``sweep.json``, …"""
+        return self.results / name
+
+    @property
+    def evaluation_results(self) -> Path:
+        """What evaluate writes besides figures (a folder): :data:`SCORES`, every number it measured with
+        the baselines and breakdowns, and any examples to listen to (speech: ``examples/``)."""
+        return self.result("evaluation")
+
+    @property
+    def scores(self) -> Path:
+        """Every number evaluate measured (the headline in :attr:`metrics` is picked from it)."""
+        return self.evaluation_results / SCORES
+
+    @property
+    def sweep_results(self) -> Path:
+        """The latent-size sweep's numbers, AE and PCA at each size (sweep_latent)."""
+        return self.result("sweep.json")
 
     @property
     def plots(self) -> Path:

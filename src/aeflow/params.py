@@ -9,14 +9,18 @@ benchmarks — load params through this module.
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, create_model
 
-from aeflow import usecases
+from aeflow import sections, usecases
 from aeflow.config import Params, read_yaml, validate
+from aeflow.io import write_json
 from aeflow.sections import UseCaseSection
 
 __all__ = ["USE_CASES", "ProjectParams", "load_params", "parse_params"]
@@ -49,12 +53,30 @@ ProjectParams.__doc__ = "The whole ``params.yaml``."
 USE_CASES: tuple[str, ...] = tuple(_SECTIONS)
 
 
+#: A folder: every process that loads params writes the keys it read there at exit (see
+#: :class:`aeflow.sections.ReadLog`; the pipeline tests hold ``dvc.yaml``'s ``params:`` lists against them).
+RECORD_ENV = "AEFLOW_RECORD_PARAMS"
+
+
 def parse_params(data: Any, path: Path | str = "params.yaml") -> Params:
     """Validate an already-parsed params mapping; raise :class:`~aeflow.errors.ParamsError` listing every
     problem."""
-    return validate(ProjectParams, data, path)
+    return _recorded(validate(ProjectParams, data, path))
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:
     """Read and validate ``params.yaml``. Errors name the file, key, value and what is allowed."""
-    return validate(ProjectParams, read_yaml(path), path)
+    return _recorded(validate(ProjectParams, read_yaml(path), path))
+
+
+def _recorded(params: Params) -> Params:
+    folder = os.environ.get(RECORD_ENV)
+    if folder:
+        first = sections.reads() is None
+        log = sections.record_reads(params)
+        if first:
+            out = Path(folder) / f"{Path(sys.argv[0]).stem}-{os.getpid()}.json"
+            atexit.register(
+                lambda: write_json(out, {"argv": sys.argv, "reads": sorted(log.keys)}),
+            )
+    return params

@@ -11,15 +11,103 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Annotated, Literal
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ReadLog:
+    """The ``params.yaml`` keys one process read, for holding ``dvc.yaml``'s per-stage ``params:`` lists
+    against the code (``tests/pipeline``): a stage must depend on exactly the keys it reads, so an
+    experiment reruns what a change affects and nothing else. Off unless :func:`record_reads` was called
+    (``AEFLOW_RECORD_PARAMS``); a read is an attribute access on a section, or a dump or copy of one
+    (every field it carries)."""
+
+    def __init__(self) -> None:
+        self.paths: dict[int, str] = {}
+        self.keys: set[str] = set()
+
+    def note(self, section: Strict, name: str, value: Any) -> None:
+        base = self.paths.get(id(section))
+        if base is None:  # a section built by the code (a copy with overrides), not read from the file
+            return
+        field = type(section).model_fields[name]
+        key = f"{base}.{field.alias or name}" if base else field.alias or name
+        if isinstance(value, Strict):
+            self.paths.setdefault(id(value), key)  # walking down: the keys below are what counts
+        else:
+            self.keys.add(key)
+
+    def note_all(self, section: Strict, skip: Iterable[str] = ()) -> None:
+        for name in type(section).model_fields:
+            if name not in skip:
+                value = getattr(section, name)
+                if isinstance(value, Strict):
+                    self.note_all(value)
+
+
+_READS: ReadLog | None = None
+
+
+def record_reads(root: Strict) -> ReadLog:
+    """Start (or continue) recording which keys of ``root`` (a whole params file) this process reads."""
+    global _READS
+    if _READS is None:
+        _READS = ReadLog()
+    _READS.paths[id(root)] = ""
+    return _READS
+
+
+def reads() -> ReadLog | None:
+    """The running :class:`ReadLog`, if recording."""
+    return _READS
+
+
+@contextmanager
+def unrecorded() -> Iterator[None]:
+    """Reads that are not dependencies: the whole file logged with a run as a snapshot of its settings."""
+    global _READS
+    saved, _READS = _READS, None
+    try:
+        yield
+    finally:
+        _READS = saved
 
 
 class Strict(BaseModel):
     """Base for every params section: unknown keys are errors, values are immutable once loaded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __getattribute__(self, name: str) -> Any:
+        value = super().__getattribute__(name)
+        if _READS is not None and not name.startswith("_") and name in type(self).model_fields:
+            _READS.note(self, name, value)
+        return value
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        if _READS is not None:
+            _READS.note_all(self, _skipped(self, kwargs.get("include"), kwargs.get("exclude")))
+        return super().model_dump(**kwargs)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:
+        if _READS is not None:
+            _READS.note_all(self, update or ())
+        return super().model_copy(update=update, deep=deep)
+
+
+def _names(keys: Any) -> set[str]:
+    return set(keys) if isinstance(keys, set | dict | list | tuple) else set()
+
+
+def _skipped(self: Strict, include: Any, exclude: Any) -> set[str]:
+    """The fields a ``model_dump(include=…, exclude=…)`` leaves out (top level)."""
+    skip = _names(exclude)
+    if include is not None:
+        skip |= set(type(self).model_fields) - _names(include)
+    return skip
 
 
 class UseCaseSection(Strict):

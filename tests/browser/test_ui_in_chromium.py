@@ -79,7 +79,7 @@ def tiny(tmp_path_factory) -> TinyRun:
         "tiny params",
     )
     raw, validation = root / "data/raw/mnist", root / "data/validation/mnist.json"
-    models, plots, metrics = root / "models/mnist", root / "plots/mnist", root / "metrics"
+    models, plots, results = root / "models/mnist", root / "plots/mnist", root / "results/mnist"
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         ingest.run("mnist", params, raw)
@@ -87,10 +87,19 @@ def tiny(tmp_path_factory) -> TinyRun:
         noisy = root / "data/interim/mnist"
         noise.run("mnist", params, raw, noisy)
         train.run("mnist", params, raw, validation, models, plots, noisy)
-        evaluate.run("mnist", params, raw, noisy, models, metrics / "mnist.json", plots / "evaluation")
-        sweep.run("mnist", params, raw, validation, metrics / "mnist_sweep.json", plots)
+        evaluate.run(
+            "mnist",
+            params,
+            raw,
+            noisy,
+            models,
+            results / "evaluation",
+            root / "metrics/mnist.json",
+            plots / "evaluation",
+        )
+        sweep.run("mnist", params, raw, validation, results / "sweep.json", plots)
     inputs = report.ReportInputs(
-        metrics=metrics, plots=root / "plots", models=root / "models", validation=validation.parent
+        results=results.parent, plots=root / "plots", models=root / "models", validation=validation.parent
     )
     out = root / "reports/index.html"
     section = mnist_section(params, inputs)
@@ -249,4 +258,43 @@ def test_report_images_render_offline_and_link_to_the_mlflow_run(browser, mlflow
     assert link.get_attribute("href").startswith(f"{mlflow_ui}/#/experiments/")
     link.click()
     browser.wait(lambda d: "mnist-vanilla-train" in _text(browser), "the run page opened from the report")
+    assert not off_machine(browser.drain_requests())
+
+
+def test_dvc_plots_render_offline_with_the_vendored_vega(browser, tiny, tmp_path):
+    """`dvc plots show` with the project's own `.dvc/config`: the page carries Vega inline (no CDN), and in
+    a browser that reaches nothing off this machine every chart is drawn."""
+    import shutil
+
+    repo = tmp_path / "plots-repo"
+    (repo / ".dvc").mkdir(parents=True)
+    root = Path(__file__).resolve().parents[2]
+    shutil.copy(root / ".dvc" / "config", repo / ".dvc" / "config")
+    shutil.copytree(root / "vendor" / "vega", repo / "vendor" / "vega")
+    for name in ("loss.csv", "sweep.csv"):
+        (repo / name).write_bytes((tiny.root / "plots" / "mnist" / name).read_bytes())
+    (repo / "dvc.yaml").write_text(
+        "plots:\n"
+        "  - loss:\n      x: epoch\n      y:\n        loss.csv: [train_loss, val_loss]\n"
+        "  - sweep:\n      x: k\n      y:\n        sweep.csv: [ae_mse, pca_mse]\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    res = subprocess.run(
+        ["dvc", "plots", "show", "-o", "out"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    page = (repo / "out" / "index.html").read_text()
+    assert "cdn.jsdelivr.net" not in page and "vega 5.20.2" in page
+
+    browser.driver.get((repo / "out" / "index.html").as_uri())
+    browser.wait(
+        lambda d: (
+            d.execute_script("return document.querySelectorAll('.vega-embed svg, .vega-embed canvas').length")
+            == 2
+        ),
+        "both Vega charts to be drawn",
+    )
+    browser.screenshot("dvc-plots", full_page=True)
     assert not off_machine(browser.drain_requests())

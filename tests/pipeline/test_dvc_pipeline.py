@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
+from aeflow.params import RECORD_ENV
 from tests.helpers import copy_project, write_idx_folder
 
 pytestmark = pytest.mark.slow
@@ -34,11 +35,14 @@ TINY = {
     "train": {"epochs": 2, "batch_size": 64, "num_recon_images": 8, "progress_bar": False},
     "sweep": {"latent_dims": [2, 4], "epochs": 1},
     "variants": {"epochs": 1, "iwae_examples": 40, "jacobian_examples": 32, "num_generated": 20},
+    "questions": {"capacity_check": True},
 }
 
 
-def sh(repo: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+def sh(repo: Path, *cmd: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    extra = env or {}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "AEFLOW_RECORD"))}
+    env.update(extra)
     env.update(
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
         GIT_AUTHOR_NAME="t",
@@ -97,7 +101,8 @@ def repo(tmp_path_factory) -> Path:
     sh(dest, "git", "init", "-q")
     sh(dest, "git", "add", "-A")
     sh(dest, "git", "commit", "-q", "-m", "tiny config")
-    res = sh(dest, "dvc", "repro")
+    reads = dest.parent / "params-reads"  # what each stage read (test_each_stage_depends_on_...)
+    res = sh(dest, "dvc", "repro", env={RECORD_ENV: str(reads)})
     assert "Running stage 'report'" in res.stdout
     sh(dest, "git", "add", "-A")
     sh(dest, "git", "commit", "-q", "-m", "baseline results")
@@ -113,7 +118,7 @@ def client(repo: Path):
 def snapshot(repo: Path) -> dict[str, str]:
     """Hash of every pipeline output, the lock file and the registry's versions and aliases."""
     out: dict[str, str] = {}
-    for folder in ("data/raw", "data/validation", "models", "metrics", "plots", "reports"):
+    for folder in ("data/raw", "data/validation", "models", "metrics", "results", "plots", "reports"):
         for f in sorted((repo / folder).rglob("*")):
             if f.is_file() and not f.name.endswith(".failed.json"):
                 out[str(f.relative_to(repo))] = hashlib.sha256(f.read_bytes()).hexdigest()
@@ -128,8 +133,65 @@ def lock_stage(repo: Path, stage: str) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- outputs
+def _covers(declared: str, key: str) -> bool:
+    return key == declared or key.startswith(declared + ".")
+
+
+def test_each_stage_depends_on_exactly_the_params_it_reads(repo):
+    """Every stage of the repro recorded the params.yaml keys it read (``AEFLOW_RECORD_PARAMS``): each one
+    must be among the params dvc.yaml gives that stage (else a change to it would not rerun the stage),
+    and each declared entry must cover a key the stage read (else a change to it reruns the stage for
+    nothing: a whole experiment retrained for a setting it never reads)."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    recorded: dict[str, set[str]] = {}
+    for f in sorted((repo.parent / "params-reads").glob("*.json")):
+        rec = json.loads(f.read_text())
+        argv = rec["argv"]
+        name = Path(argv[0]).stem
+        if "--use-case" in argv:
+            name += "@" + argv[argv.index("--use-case") + 1]
+        recorded.setdefault(name, set()).update(rec["reads"])
+    assert set(recorded) == set(lock), "every stage ran once with recording on"
+    problems = []
+    for name, reads in sorted(recorded.items()):
+        declared = list(lock[name].get("params", {}).get("params.yaml", {}))
+        unlisted = sorted(k for k in reads if not any(_covers(d, k) for d in declared))
+        unread = sorted(d for d in declared if not any(_covers(d, k) or _covers(k, d) for k in reads))
+        if unlisted:
+            problems.append(f"{name} reads {unlisted} but dvc.yaml does not list them")
+        if unread:
+            problems.append(f"{name} lists {unread} in dvc.yaml but never reads them")
+    assert not problems, "\n".join(problems)
+    assert "mnist.model.latent_dim" not in json.dumps(lock["sweep_latent@mnist"]["params"])
+
+
+def test_headline_metrics_are_few_and_hold_no_timings(repo):
+    """`dvc exp show` lists every metric and param: the metrics files hold a few headline numbers per use
+    case (the rest lies in results/, which the report renders), and no timings, which differ run to run."""
+    shown = json.loads(sh(repo, "dvc", "metrics", "show", "--json").stdout)
+    files = next(iter(shown.values()))["data"]
+    assert sorted(files) == [
+        "metrics/mnist.json",
+        "metrics/mnist_variants.json",
+        "metrics/sensor.json",
+        "metrics/speech.json",
+    ]
+
+    def leaves(node: object, path: str = "") -> list[str]:
+        if isinstance(node, dict):
+            return [k for key, v in node.items() for k in leaves(v, f"{path}.{key}")]
+        return [path]
+
+    columns = [f"{f}:{k}" for f, d in files.items() for k in leaves(d["data"])]
+    assert len(columns) <= 40, columns
+    assert not [c for c in columns if "second" in c or "time" in c], columns
+    mnist = json.loads((repo / "metrics/mnist.json").read_text())
+    full = json.loads((repo / "results/mnist/evaluation/scores.json").read_text())
+    assert mnist["test"]["ae"]["mse"] == full["test"]["ae"]["mse"] and mnist["latent_dim"] == 10
+
+
 def test_metrics_compare_autoencoder_with_pca(repo):
-    metrics = json.loads((repo / "metrics/mnist.json").read_text())
+    metrics = json.loads((repo / "results/mnist/evaluation/scores.json").read_text())
     assert metrics["latent_dim"] == 10 and metrics["test_rows"] == 140  # 20 % of the 700 rows held out
     for side in ("ae", "pca"):
         m = metrics["test"][side]
@@ -137,7 +199,7 @@ def test_metrics_compare_autoencoder_with_pca(repo):
     assert metrics["test"]["ae_over_pca_mse"] == pytest.approx(
         metrics["test"]["ae"]["mse"] / metrics["test"]["pca"]["mse"]
     )
-    sweep = json.loads((repo / "metrics/mnist_sweep.json").read_text())
+    sweep = json.loads((repo / "results/mnist/sweep.json").read_text())
     assert sorted(sweep["by_k"]) == ["k2", "k4"]
     assert sweep["by_k"]["k2"]["pca_mse"] > sweep["by_k"]["k4"]["pca_mse"]
     loss = (repo / "plots/mnist/loss.csv").read_text().splitlines()
@@ -152,9 +214,11 @@ def test_report_is_offline_and_complete(repo):
     # reconstruction strip, plus denoising, generation, class histogram and VAE interpolation figures.
     # Speech: two example spectrogram figures, its loss chart and the first/last epoch snapshots.
     # Sensor: the error timeline and the per-sensor contributions of the one simulated series.
-    # Questions: the MSE-vs-k chart again, downstream accuracy and fit time, 2-D and 3-D code projections.
-    # Sensor: plus its AE-vs-PCA latent sweep chart.
-    assert len(images) == 1 + 1 + 2 + 1 + 2 + 5 + 2 * 5 + 4 + 2 + 1 + 2 + 2 + 1
+    # Questions: downstream accuracy and fit time, 2-D and 3-D code projections (the MSE-vs-k chart is
+    # linked, not shown twice). Sensor: plus its AE-vs-PCA latent sweep chart.
+    assert len(images) == 1 + 1 + 2 + 1 + 2 + 5 + 2 * 5 + 4 + 2 + 2 + 2 + 1
+    assert html.count('src="data:image/png;base64,') == len(set(images))  # no figure shown twice
+    assert html.count('<div class="wide"><table>') == html.count("<table>")  # wide tables scroll
     assert all(src.startswith("data:image/png;base64,") for src in images)
     assert not re.search(r'(src|href)="(https?:)?//(?!127\.0\.0\.1)', html)  # nothing from the internet
     assert "epoch 001" in html and "epoch 002" in html
@@ -174,7 +238,7 @@ def test_report_is_offline_and_complete(repo):
 
 
 def test_questions_are_answered_with_numbers(repo):
-    answers = json.loads((repo / "metrics/mnist_questions.json").read_text())
+    answers = json.loads((repo / "results/mnist/questions.json").read_text())
     assert answers["latent_dim"] == 10 and answers["rule_of_thumb_k"] == 10 and answers["knee_k"] in (2, 4)
     checks = {c["check"]: c for c in answers["blurry"]["checks"]}
     assert set(checks) == {
@@ -188,6 +252,8 @@ def test_questions_are_answered_with_numbers(repo):
     assert checks["leakage"]["verdict"] == "ok" and checks["leakage"]["evidence"]["exact_duplicates"] == 0
     assert checks["loss_vs_data"]["verdict"] == "ok"  # BCE on grey levels in [0, 1]
     assert checks["under_training"]["verdict"] == "skipped"  # 2 epochs: too few to measure a slope
+    capacity = checks["capacity"]  # capacity_check on: a model twice as wide was trained and scored
+    assert capacity["verdict"] in ("ok", "warn") and 0 < capacity["evidence"]["wider_mse"] < 0.2
     rows = {(r["features"].split(" (")[0], r["classifier"]): r for r in answers["downstream"]}
     assert len(rows) == 6 and all(0.1 < r["accuracy"] <= 1 for r in rows.values())
     assert rows[("raw pixels", "logistic regression")]["dims"] == 784
@@ -204,7 +270,7 @@ def test_questions_are_answered_with_numbers(repo):
 
 def test_variants_are_compared_registered_and_shown_one_row_each(repo):
     names = ["contractive", "denoising", "sparse", "vae", "vanilla"]
-    folder = repo / "metrics/mnist_variants"
+    folder = repo / "results/mnist/variants"
     assert sorted(p.stem for p in folder.glob("*.json")) == sorted([*names, "summary"])
     vae = json.loads((folder / "vae.json").read_text())
     assert vae["codes"]["iwae_nll_nats"] < vae["codes"]["neg_elbo_nats"]
@@ -214,14 +280,36 @@ def test_variants_are_compared_registered_and_shown_one_row_each(repo):
     assert {"noisy_input_mse", "vanilla_mse", "denoising_mse"} <= set(summary["denoising"])
     assert {"vae", "vanilla", "real_test_digits"} <= set(summary["generation"])
     shown = json.loads(sh(repo, "dvc", "metrics", "show", "--json").stdout)
-    files = next(iter(shown.values()))["data"]
-    assert all(f"metrics/mnist_variants/{n}.json" in files for n in names)  # one row per variant
+    headline = next(iter(shown.values()))["data"]["metrics/mnist_variants.json"]["data"]
+    assert sorted(headline) == names  # one entry per variant: test MSE, PSNR, SSIM
+    assert headline["vae"]["test"] == pytest.approx({k: vae["test"][k] for k in ("mse", "psnr_db", "ssim")})
     c = client(repo)
     for name in names:
         versions = c.search_model_versions(f"name='aeflow-mnist-{name}'")
         assert [str(v.version) for v in versions] == ["1"]
         run = c.get_run(versions[0].run_id)
         assert run.data.tags["aeflow.variant"] == name and "test/jacobian_norm" in run.data.metrics
+
+
+def test_every_registered_version_carries_a_signature(repo):
+    """Every use case's models (and each variant's) say what they take and give, in the registry and the UI;
+    a registered autoencoder answers a batch shaped as its signature says."""
+    import mlflow.pyfunc
+    from mlflow.models import get_model_info
+
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    c = client(repo)
+    names = sorted(m.name for m in c.search_registered_models())
+    assert {"aeflow-mnist", "aeflow-speech", "aeflow-sensor", "aeflow-mnist-vae"} <= set(names)
+    for name in names:
+        for v in c.search_model_versions(f"name='{name}'"):
+            info = get_model_info(f"models:/{name}/{v.version}")
+            assert info.signature is not None, f"{name} version {v.version} has no signature"
+    model = mlflow.pyfunc.load_model("models:/aeflow-mnist/1")
+    shape = model.metadata.get_input_schema().inputs[0].shape
+    assert tuple(shape) == (-1, 1, 28, 28)
+    out = model.predict(np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32))
+    assert np.asarray(out).shape == (3, 1, 28, 28)
 
 
 def test_mlflow_run_has_lineage_metrics_images_and_registered_model(repo):
@@ -346,7 +434,7 @@ def test_mlflow_ui_lists_the_run_and_serves_its_reconstruction_images(repo):
 def test_speech_is_scored_per_snr_against_noisy_input_and_both_baselines(repo):
     import pandas as pd
 
-    metrics = json.loads((repo / "metrics/speech.json").read_text())
+    metrics = json.loads((repo / "results/speech/evaluation/scores.json").read_text())
     methods = {"noisy", "autoencoder", "spectral_subtraction", "spectral_gating"}
     assert set(metrics["test"]) == methods
     assert sorted(metrics["by_snr"]) == ["0dB", "10dB"] and set(metrics["by_source"]) == {"brown", "vacuum"}
@@ -431,7 +519,7 @@ def test_speech_run_logs_audio_and_registers_a_loadable_denoiser(repo, tmp_path)
 
 # ------------------------------------------------------------------------------------------------ sensor
 def test_sensor_detector_beats_nothing_and_reports_every_metric(repo):
-    metrics = json.loads((repo / "metrics/sensor.json").read_text())
+    metrics = json.loads((repo / "results/sensor/evaluation/scores.json").read_text())
     assert metrics["events"] == {"pump": 6}  # one event of each of the six kinds
     summary = metrics["summary"]
     assert set(summary) == {"autoencoder", "isolation_forest", "rolling_zscore", "pca"}
@@ -454,7 +542,7 @@ def test_sensor_detector_beats_nothing_and_reports_every_metric(repo):
     assert "Sensor anomaly detection" in html and "The threshold" in html
     assert "so one fault pages once" in html
     # The latent sweep runs for sensor windows too (fixed input size: 5 sensors × 16 readings).
-    sweep = json.loads((repo / "metrics/sensor_sweep.json").read_text())
+    sweep = json.loads((repo / "results/sensor/sweep.json").read_text())
     assert (
         sweep["input_size"] == 80 and sweep["rule_of_thumb_k"] == 6 and sorted(sweep["by_k"]) == ["k2", "k4"]
     )
@@ -637,8 +725,16 @@ def test_a_rejected_exp_run_value_is_named_with_how_to_undo_it(repo):
 
 def test_exp_run_changes_latent_size_and_metrics_diff_shows_it(repo):
     res = sh(repo, "dvc", "exp", "run", "-S", "mnist.model.latent_dim=4")
-    assert "Running stage 'train@mnist'" in res.stdout
-    assert "Running stage 'ingest@mnist'" not in res.stdout  # only what the change affects
+    ran = set(re.findall(r"Running stage '([^']+)'", res.stdout))
+    # what reads the main model's latent size, and what reads their outputs; not the sweep (a vanilla
+    # AE at each size of its own), not the variants (compared at variants.latent_dim), nothing upstream
+    assert ran == {
+        "train@mnist",
+        "evaluate@mnist",
+        "answer_questions@mnist",
+        "export_registry@mnist",
+        "report",
+    }
     diff = json.loads(sh(repo, "dvc", "metrics", "diff", "--json").stdout)
     assert diff["metrics/mnist.json"]["latent_dim"] == {"old": 10, "new": 4, "diff": -6}
     shown = json.loads(sh(repo, "dvc", "exp", "show", "--json").stdout)
@@ -698,6 +794,7 @@ def test_exp_run_switches_the_main_variant(repo):
     res = sh(repo, "dvc", "exp", "run", "-S", "mnist.model.variant=vae")
     assert "Running stage 'train@mnist'" in res.stdout
     assert "Running stage 'compare_variants@mnist'" not in res.stdout  # common model fields unchanged
+    assert "Running stage 'sweep_latent@mnist'" not in res.stdout
     metrics = json.loads((repo / "metrics/mnist.json").read_text())
     assert metrics["variant"] == "vae" and metrics["test"]["codes"]["iwae_nll_nats"] > 0
     exps = json.dumps(json.loads(sh(repo, "dvc", "exp", "show", "--json").stdout))

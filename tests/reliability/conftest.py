@@ -40,7 +40,7 @@ TINY_PARAMS: dict[str, Any] = {
 }
 
 #: Folders whose every file is an earlier output (a failing stage must leave each byte as it was).
-OUTPUT_FOLDERS = ("data", "models", "metrics", "plots", "reports")
+OUTPUT_FOLDERS = ("data", "models", "metrics", "results", "plots", "reports")
 
 
 def merge(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,8 @@ the test checks that
 
 (a) the process exits non-zero without a traceback (exit code 2: a message for people, not a crash);
 (b) the message names the file, key or row, what was expected, and says how to fix it (``Fix:``);
-(c) every earlier output (each file under data/, models/, metrics/, plots/, reports/), ``dvc.lock`` and the
-    MLflow registry (versions and aliases) are byte-for-byte as before.
+(c) every earlier output (each file under data/, models/, metrics/, results/, plots/, reports/), ``dvc.lock``
+    and the MLflow registry (versions and aliases) are byte-for-byte as before.
 
 One entry is a repair rather than an error (rows out of time order are sorted and the repair recorded),
 as the README promises. The project copy with earlier outputs is built once (``project`` in conftest.py).

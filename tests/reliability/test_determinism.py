@@ -1,6 +1,7 @@
 """Same code, data, params and seed → the same numbers: ``dvc repro`` of train@<uc> + evaluate@<uc>, then
-``dvc repro --force --single-item`` of both, give the same ``metrics/<uc>.json`` (and the same weights) on
-CPU, for every use case (mnist, speech, sensor: sensor's weights are its first series' detector)."""
+``dvc repro --force --single-item`` of both, give the same ``results/<uc>/evaluation/scores.json`` (and
+the same weights) on CPU, for every use case (mnist, speech, sensor: sensor's weights are its first
+series' detector)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def test_forced_rerun_reproduces_metrics(tmp_path_factory, use_case):
     start = time.monotonic()
     run(repo, "dvc", "repro", f"evaluate@{uc}")
     print(f"{uc}: train + evaluate in {time.monotonic() - start:.1f} s")
-    metrics = repo / f"metrics/{uc}.json"
+    metrics = repo / f"results/{uc}/evaluation/scores.json"  # every number, the headline's source
     first = metrics.read_text()
     first_weights = weights(repo, uc)
     run_id = run_info(repo, uc)["run_id"]
@@ -50,6 +51,6 @@ def test_forced_rerun_reproduces_metrics(tmp_path_factory, use_case):
     assert run_info(repo, uc)["run_id"] != run_id  # really retrained
     second = metrics.read_text()
     assert differences(json.loads(first), json.loads(second)) == []
-    print(f"metrics/{uc}.json byte-identical:", first == second)
+    print(f"results/{uc}/evaluation/scores.json byte-identical:", first == second)
     assert same_weights(first_weights, weights(repo, uc))
     assert "up to date" in run(repo, "dvc", "status", f"train@{uc}", f"evaluate@{uc}").stdout

@@ -63,7 +63,7 @@ def sweep(root: Path, uri: str) -> dict[str, Any]:
         params,
         Path("data/raw/mnist"),
         Path("data/validation/mnist.json"),
-        Path("metrics/mnist_sweep.json"),
+        Path("results/mnist/sweep.json"),
         Path("plots/mnist"),
     )
 
@@ -92,7 +92,7 @@ def test_a_killed_sweep_reuses_the_sizes_it_finished(tmp_path, shuffled, monkeyp
     with pytest.raises(KeyboardInterrupt):
         sweep(killed, uri)
     assert fitted == [2, 4]
-    assert not (killed / "metrics" / "mnist_sweep.json").exists()
+    assert not (killed / "results" / "mnist" / "sweep.json").exists()
     assert sorted(p.name for p in (killed / "models" / ".mnist_sweep.resume").iterdir()) == ["k002", "k004"]
 
     fitted.clear()
@@ -111,7 +111,7 @@ def test_the_sweep_runs_offline_when_the_store_is_down(tmp_path, shuffled, monke
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     summary = sweep(root, f"http://127.0.0.1:{closed_port()}")
     assert set(summary["by_k"]) == {"k2", "k4", "k8"}
-    assert json.loads((root / "metrics" / "mnist_sweep.json").read_text()) == summary
+    assert json.loads((root / "results" / "mnist" / "sweep.json").read_text()) == summary
     err = capfd.readouterr().err
     assert "aeflow sync" in err
     # never silent: one line per latent size, with the count and (after the first) the time left

@@ -120,3 +120,29 @@ def test_a_model_mapping_outside_params_gets_the_same_messages():
         variant_config({"variant": "contractive", "rho": 0.1}, where="bench.model")
     assert "unknown key 'bench.model.rho'" in str(exc.value)
     assert "'rho' is a key of sparse, not of this one" in str(exc.value)
+
+
+def test_read_log_records_the_keys_a_process_reads(monkeypatch):
+    """What `AEFLOW_RECORD_PARAMS` writes: keys read by attribute, by dump or copy (all but the keys a copy
+    replaces), never by the whole-file snapshot a run logs; nothing while recording is off."""
+    from aeflow import sections
+    from aeflow.models.configs import with_overrides
+    from aeflow.params import parse_params
+
+    monkeypatch.setattr(sections, "_READS", None)
+    params = parse_params({})
+    params.mnist.model.latent_dim  # noqa: B018 (off: not recorded anywhere)
+    log = sections.record_reads(params)
+    try:
+        params.mnist.train.model_copy(update={"epochs": 1, "progress_bar": False})
+        with_overrides(params.mnist.model, "vanilla", {"latent_dim": 4})
+        params.sensor.threshold.method  # noqa: B018
+        params.dump()  # a snapshot, not a dependency
+        keys = set(log.keys)
+    finally:
+        monkeypatch.setattr(sections, "_READS", None)
+    assert "sensor.threshold.method" in keys and "mnist.train.lr" in keys
+    assert "mnist.model.architecture" in keys and "mnist.model.channels" in keys
+    assert not {"mnist.train.epochs", "mnist.train.progress_bar"} & keys  # replaced by the copy
+    assert not {"mnist.model.latent_dim", "mnist.model.variant"} & keys  # overridden / set by the variant
+    assert not any(k.startswith(("speech.", "mnist.ingest", "tracking")) for k in keys)

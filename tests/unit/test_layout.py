@@ -19,12 +19,21 @@ DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))
 USE_CASES = DVC["vars"][0]["use_cases"]
 
 
+def _flat(prefix: str, value: object) -> dict[str, str]:
+    """``${item.…}`` references of a foreach item: ``item.reads.train[0]`` and the like."""
+    if isinstance(value, dict):
+        return {k2: v2 for k, v in value.items() for k2, v2 in _flat(f"{prefix}.{k}", v).items()}
+    if isinstance(value, list):
+        return {k2: v2 for i, v in enumerate(value) for k2, v2 in _flat(f"{prefix}[{i}]", v).items()}
+    return {prefix: str(value)}
+
+
 def _substitute(value: object, key: str, item: object) -> object:
     if isinstance(value, str):
         out = value.replace("${key}", key).replace("${item}", str(item) if not isinstance(item, dict) else "")
-        if isinstance(item, dict):
-            for k, v in item.items():
-                out = out.replace("${item." + k + "}", str(v))
+        for ref, v in _flat("item", item).items() if isinstance(item, dict) else ():
+            out = out.replace("${" + ref + "}", v)
+        assert "${" not in out, f"unresolved reference in {out!r}"
         return out
     if isinstance(value, list):
         return [_substitute(v, key, item) for v in value]
@@ -41,7 +50,8 @@ def expanded() -> dict[str, tuple[str | None, dict]]:
             stages[name] = (None, stage)
             continue
         loop = stage["foreach"]
-        loop = USE_CASES if loop == "${use_cases}" else loop
+        if isinstance(loop, str):  # ${use_cases} or another dict of vars
+            loop = next(v[loop[2:-1]] for v in DVC["vars"] if loop[2:-1] in v)
         pairs = loop.items() if isinstance(loop, dict) else [(v, v) for v in loop]
         for key, item in pairs:
             stages[f"{name}@{key}"] = (key, _substitute(stage["do"], key, item))
@@ -84,19 +94,27 @@ def test_stage_paths_are_the_layout(name):
         stage_name
     )
     expected["plots"] = layout.evaluation_plots if stage_name == "evaluate" else layout.plots
-    expected["metrics"] = {"evaluate": layout.metrics, "sweep_latent": layout.sweep_metrics}.get(stage_name)
+    expected["metrics"] = {"evaluate": layout.metrics}.get(stage_name)
+    expected["results"] = {"evaluate": layout.evaluation_results, "sweep_latent": layout.sweep_results}.get(
+        stage_name
+    )
+    expected["sweep"] = layout.sweep_results
     expected["inputs"] = layout.features if usecases.get(uc).has_features else layout.noisy
     for flag, value in a.items():
         if flag in expected and expected[flag] is not None:
-            if stage_name == "compare_variants" and flag in ("metrics", "models", "plots"):
+            if stage_name == "compare_variants" and flag in ("models", "plots"):
                 continue  # the variants' own folders
-            if stage_name == "answer_questions" and flag == "metrics":
-                continue
             assert value == layout.relative(expected[flag]), f"{name}: --{flag} {value}"
+        if flag in ("results", "metrics") and stage_name not in ("evaluate", "sweep_latent"):
+            folder = {"results": layout.results, "metrics": layout.metrics.parent}[flag]
+            assert value.startswith(layout.relative(folder)), f"{name}: --{flag} {value} outside {folder}"
     assert a["use-case"] == uc
     outs = names(stage.get("outs", [])) | names(stage.get("metrics", []))
     written = {"ingest": "out", "inject_noise": "out", "featurize": "out", "validate": "report"}
-    written.update(train="models", evaluate="metrics", sweep_latent="metrics")
+    written.update(train="models", evaluate="metrics", sweep_latent="results")
+    for flag in ("results", "metrics"):
+        if flag in a:
+            assert a[flag] in outs, f"{name}: --{flag} {a[flag]} is not an output"
     if stage_name in written:
         flag = written[stage_name]
         assert a[flag] in outs, f"{name}: --{flag} {a[flag]} is not an output"
@@ -105,7 +123,7 @@ def test_stage_paths_are_the_layout(name):
 def test_report_stage_reads_what_the_stages_write():
     """The report renders every registered use case (no list to keep up to date) from folders that hold
     each use case's files, so a new use case's files are its inputs too."""
-    from aeflow.layout import REGISTRY
+    from aeflow.layout import REGISTRY, RESULTS
 
     _, report = STAGES["report"]
     a = args(report)
@@ -114,11 +132,13 @@ def test_report_stage_reads_what_the_stages_write():
     assert a["registry"] == REGISTRY and REGISTRY in deps
     for uc in usecases.NAMES:
         layout = Layout(uc)
-        for path in (layout.metrics, layout.run_file, layout.plots / "loss.csv", layout.validation):
+        for path in (layout.scores, layout.run_file, layout.plots / "loss.csv", layout.validation):
             assert covered(ROOT / layout.relative(path), deps), f"report: {path} is in no dep"
-    _, export = STAGES["export_registry"]
-    assert args(export)["out"] == REGISTRY and REGISTRY in names(export["outs"])
-    assert "use-case" not in args(export)
+        _, export = STAGES[f"export_registry@{uc}"]
+        assert args(export)["out"] == REGISTRY and args(export)["use-case"] == uc
+        assert names(export["outs"]) == {layout.relative(layout.registry_export)}
+        assert covered(ROOT / layout.relative(layout.run_file), names(export["deps"]))
+    assert a["results"] == RESULTS and "metrics" not in a  # the report renders results, not the headline
 
 
 # --------------------------------------------------------------------------- code and params in deps
@@ -227,8 +247,8 @@ def test_stage_depends_on_all_the_code_it_runs(name):
     assert not missing, f"{name}: code it runs is not in its dvc.yaml deps: {missing}"
 
 
-@pytest.mark.parametrize("name", [n for n in STAGES if n.split("@")[0] in ("train", "evaluate")])
-def test_training_and_evaluation_depend_on_their_whole_params_section(name):
-    uc, stage = STAGES[name]
-    params = names(stage["params"])
-    assert uc in params and "seed" in params
+def test_every_use_case_names_the_same_extra_reads():
+    """A stage's ``${item.reads.<stage>[i]}`` slots exist in every use case's entry (DVC would stop on a
+    missing one at parse time, for every stage)."""
+    shapes = {uc: {stage: len(v) for stage, v in entry["reads"].items()} for uc, entry in USE_CASES.items()}
+    assert len({tuple(sorted(s.items())) for s in shapes.values()}) == 1, shapes

@@ -128,7 +128,9 @@ def model_section(data: AEConfig | dict[str, Any]) -> AEConfig:
 def with_overrides(model: AEConfig, variant: str, overrides: dict[str, Any]) -> AEConfig:
     """The ``model`` section for ``variant``: the common fields of ``model`` with ``overrides`` on top (the
     variant comparison's ``options``: a sparse code may be overcomplete while the others are not)."""
-    common = {k: v for k, v in model.model_dump().items() if k in AEConfig.model_fields}
+    common = {  # reads only the fields it keeps (ReadLog: a stage depends on what it reads)
+        k: getattr(model, k) for k in AEConfig.model_fields if k != "variant" and k not in overrides
+    }
     return model_section({**common, **overrides, "variant": variant})
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 
 def _to_uint8(images: np.ndarray) -> np.ndarray:
@@ -29,8 +29,14 @@ def image_rows(rows: Sequence[np.ndarray], labels: Sequence[str] = (), scale: in
     tiles = [_to_uint8(r) for r in rows]
     n = max(len(t) for t in tiles)
     h, w = tiles[0].shape[1:]
-    label_w = 60 if labels else 0
+    # Row labels: dark text on white, as large as a third of a row and never wider than their column, so
+    # they stay readable when the browser scales a wide strip down.
+    font = ImageFont.load_default(size=max(12, min(h * scale // 3, 22)))
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    text_w = max((measure.textlength(t, font=font) for t in labels), default=0.0)
+    label_w = -(-int(text_w + 12) // scale) if labels else 0  # in unscaled pixels, rounded up
     canvas = np.full((len(tiles) * (h + pad) + pad, label_w + n * (w + pad) + pad), 128, dtype=np.uint8)
+    canvas[:, :label_w] = 255
     for r, row in enumerate(tiles):
         for c, img in enumerate(row):
             y, x = pad + r * (h + pad), label_w + pad + c * (w + pad)
@@ -39,7 +45,8 @@ def image_rows(rows: Sequence[np.ndarray], labels: Sequence[str] = (), scale: in
     if labels:
         draw = ImageDraw.Draw(image)
         for r, text in enumerate(labels):
-            draw.text((4, (pad + r * (h + pad)) * scale + h * scale // 2 - 6), text, fill=255)
+            middle = (pad + r * (h + pad)) * scale + h * scale // 2
+            draw.text((6, middle), text, fill=0, font=font, anchor="lm")
     buf = io.BytesIO()
     image.save(buf, format="PNG", optimize=True)
     return buf.getvalue()
@@ -126,7 +133,10 @@ def bar_chart(
     ax.set_xticks(pos, categories)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    # the legend below the axes, never over a bar; long category names turn instead of overlapping
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(series), frameon=False)
+    if max((len(c) for c in categories), default=0) * len(categories) > 60:
+        ax.tick_params(axis="x", labelrotation=20)
     return _png(fig)
 
 

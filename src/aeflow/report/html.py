@@ -23,6 +23,7 @@ figcaption{font-size:.8rem;color:#555}img{image-rendering:pixelated;max-width:10
 .note{background:#f6f8fb;border-left:4px solid #3b6ea8;padding:.5rem .8rem}
 code{background:#eef2f7;padding:0 .25rem;border-radius:3px}
 nav a{margin-right:1rem}
+.wide{overflow-x:auto;max-width:100%}
 """
 
 
@@ -64,7 +65,8 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]], raw_cells: bool 
     body = "".join(
         "<tr>" + "".join(f"<td>{c if raw_cells else fmt(c)}</td>" for c in row) + "</tr>" for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # a table wider than the page scrolls inside its own box instead of running past the page's edge
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def page(title: str, sections: Sequence[tuple[str, str, str]], intro: str = "") -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aeflow.errors import DataError
 from aeflow.io import read_json
 from aeflow.report import html as h
+from aeflow.sections import GateParams
 
 if TYPE_CHECKING:
     from aeflow.config import Params
@@ -21,11 +22,25 @@ if TYPE_CHECKING:
 class ReportInputs:
     """Folders holding each use case's outputs."""
 
-    metrics: Path
+    results: Path
     plots: Path
     models: Path
     validation: Path
     registry: Path = Path("registry")
+
+    def result(self, uc: str, name: str, required: bool = True) -> Path:
+        """A stage's results of use case ``uc`` (``evaluate.json``, ``sweep.json``, …; see
+        :meth:`aeflow.layout.Layout.result`); a missing ``required`` one is an error naming it."""
+        from aeflow.layout import Layout
+
+        path = Layout(uc, self.results.parent).result(name)
+        return need(path) if required else path
+
+    def scores(self, uc: str) -> Path:
+        """Every number the evaluate stage of ``uc`` measured."""
+        from aeflow.layout import SCORES
+
+        return need(self.result(uc, "evaluation") / SCORES)
 
 
 def need(path: Path) -> Path:
@@ -116,7 +131,7 @@ def promotion_section(params: Params, uc: str, registry: Path) -> str:
         return f"<h3>Promotion history</h3><p>MLflow registry not readable ({h.esc(export['error'])}).</p>"
     if not rows:
         return f"<h3>Promotion history</h3><p>No registered versions of <code>{h.esc(name)}</code> yet.</p>"
-    gate = params.use_case(uc).promotion
+    gate = GateParams.model_validate(export["gate"])
     better = "lower" if gate.mode == "min" else "higher"
     body = []
     for r in rows[:20]:

@@ -37,6 +37,7 @@ def run_use_case(params: Any, use_case: str, root: Path, until: str = "evaluate"
                 layout.raw,
                 layout.noisy,
                 layout.models,
+                layout.evaluation_results,
                 layout.metrics,
                 layout.evaluation_plots,
             ),

@@ -1,10 +1,12 @@
-"""export_registry: what the MLflow model registry holds for each use case, written to ``registry/<uc>.json``.
+"""export_registry: what the MLflow model registry holds for each use case, written to
+``registry/<uc>.json``.
 
-Versions (newest first), their aliases, runs and gate records: the report's promotion history renders from
-this file, so ``reports/index.html`` depends only on files ``dvc.yaml`` declares. The stage is
-rerun by ``dvc repro`` after training, and ``aeflow promote``/``aeflow sync``, which change the registry
-outside DVC, rewrite their use case's file, so the next ``dvc repro`` re-renders the report. An
-unreachable store is written down, not raised: the report then says so instead of failing.
+Versions (newest first), their aliases, runs and gate records, and the use case's gate
+(``<uc>.promotion``): the report's promotion history renders from this file, so ``reports/index.html``
+depends only on files ``dvc.yaml`` declares. The stage is rerun by ``dvc repro`` after training, and
+``aeflow promote``/``aeflow sync``, which change the registry outside DVC, rewrite their use case's file,
+so the next ``dvc repro`` re-renders the report. An unreachable store is written down, not raised: the
+report then says so instead of failing.
 """
 
 from __future__ import annotations
@@ -24,9 +26,14 @@ def run(use_cases: list[str], params: Params, out: Path) -> dict[str, Any]:
     problem = store_problem(params.tracking, timeout_s=10)
     counts: dict[str, Any] = {}
     for uc in use_cases:
-        params.use_case(uc)  # an unknown name fails listing what exists
+        gate = params.use_case(uc).promotion  # an unknown name fails listing what exists
         name = registered_model_name(params.tracking, uc)
-        export: dict[str, Any] = {"registered_model": name, "versions": [], "error": problem}
+        export: dict[str, Any] = {
+            "registered_model": name,
+            "gate": gate.model_dump(),  # the rule the report states beside the decisions
+            "versions": [],
+            "error": problem,
+        }
         try:
             if problem is not None:
                 raise ConnectionError(problem)

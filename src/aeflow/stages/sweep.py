@@ -1,8 +1,10 @@
 """sweep_latent: "is this just fancy PCA?" answered at several latent sizes.
 
-For every k in ``sweep.latent_dims`` the configured model is trained briefly (``sweep.epochs``) with a
-k-dimensional code, and PCA with k components is fitted on the same training images; both are scored on
-the test split. Writes ``metrics/<use_case>_sweep.json``, ``<plots>/sweep.csv`` (for ``dvc plots``), one
+For every k in ``sweep.latent_dims`` a plain (vanilla) autoencoder with the configured model's common
+fields (architecture, widths, loss) is trained briefly (``sweep.epochs``) with a k-dimensional code, and
+PCA with k components is fitted on the same training images; both are scored on the test split. The main
+model's latent size and variant play no part, so trying either (``dvc exp run -S``) does not rerun the
+sweep. Writes ``results/<use_case>/sweep.json``, ``<plots>/sweep.csv`` (for ``dvc plots``), one
 comparison strip per k and an MSE-against-k chart, and logs them to one MLflow run (metrics with
 ``step = k`` so the UI draws the curve).
 
@@ -21,10 +23,11 @@ from typing import Any
 
 from aeflow.config import Params
 from aeflow.io import atomic_dir, atomic_file, write_json
+from aeflow.models.configs import with_overrides
 
 
 def run(
-    use_case: str, params: Params, data: Path, validation: Path, metrics: Path, plots: Path
+    use_case: str, params: Params, data: Path, validation: Path, results: Path, plots: Path
 ) -> dict[str, Any]:
     """Run the latent-size sweep for ``use_case``; see the module docstring."""
     from aeflow import tracking, usecases
@@ -54,7 +57,7 @@ def run(
     brief = section.train.model_copy(update={"epochs": section.sweep.epochs, "progress_bar": False})
     jobs = [
         TrainingJob(
-            model=section.model.model_copy(update={"latent_dim": k}),
+            model=with_overrides(section.model, "vanilla", {"latent_dim": k}),
             train=brief,
             input_shape=list(train_x.shape[1:]),
             run_name=f"{use_case}-sweep-k{k}",
@@ -119,7 +122,7 @@ def run(
     )
 
     tags = tracking.lineage_tags(use_case, "sweep_latent", str(data))
-    hparams = {"sweep": section.sweep.model_dump(), "model": section.model.model_dump()}
+    hparams = {"sweep": section.sweep.model_dump(), "model": jobs[0].model.model_dump(exclude={"latent_dim"})}
     logger, offline = open_run(params, use_case, f"{use_case}-sweep-latent", tags, work, hparams)
     with contextlib.ExitStack() as stack:
         fig_dir = stack.enter_context(atomic_dir(plots / "sweep"))
@@ -132,7 +135,7 @@ def run(
         )
         csv_tmp = stack.enter_context(atomic_file(plots / "sweep.csv"))
         csv_tmp.write_text(csv, encoding="utf-8")
-        write_json(metrics, summary)
+        write_json(results, summary)
 
     for r in rows:
         logger.log_metrics(

@@ -172,6 +172,9 @@ def make_logger(
     """
     from pytorch_lightning.loggers import MLFlowLogger
 
+    from aeflow.tracking.location import check_local_store
+
+    check_local_store(tracking)
     logger = MLFlowLogger(
         experiment_name=experiment_name(tracking, use_case),
         run_name=run_name,
@@ -220,9 +223,12 @@ def store_problem(tracking: TrackingParams, timeout_s: float = 10.0) -> str | No
 
     from mlflow.tracking import MlflowClient
 
+    from aeflow.tracking.location import check_local_store
+
     uri = tracking.resolved_uri()
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///") :].split("?", 1)[0])
+        check_local_store(tracking)  # a checkout copied or moved: its runs land here, not in the old one
         if not path.parent.is_dir():
             return f"the folder of the SQLite file {path} does not exist"
         if path.is_file():
@@ -252,6 +258,9 @@ def client(tracking: TrackingParams) -> Any:
     """An ``MlflowClient`` on the configured store."""
     from mlflow.tracking import MlflowClient
 
+    from aeflow.tracking.location import check_local_store
+
+    check_local_store(tracking)
     return MlflowClient(tracking_uri=tracking.resolved_uri())
 
 
@@ -350,8 +359,21 @@ def log_and_register_model(
             pip_requirements=reqs,
             registered_model_name=name,
             await_registration_for=30,
+            signature=tensor_signature(model.input_shape),
         )
     return registered(tracking, name, info, description)
+
+
+def tensor_signature(input_shape: tuple[int, ...]) -> Any:
+    """What a registered autoencoder takes and gives: a float32 batch of examples shaped ``input_shape``
+    in, its reconstruction (same shape) out. The registry and the UI show it; MLflow checks inputs
+    against it when the model is served or loaded as a pyfunc."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    spec = TensorSpec(np.dtype(np.float32), (-1, *input_shape))  # unnamed: a plain array in and out
+    return ModelSignature(inputs=Schema([spec]), outputs=Schema([spec]))
 
 
 def load_pytorch_model(uri: str) -> Any:

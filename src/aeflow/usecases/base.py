@@ -87,15 +87,21 @@ class UseCase:
         """Model inputs computed from the clean and corrupted data (only where ``has_features``)."""
         raise ParamsError(f"use case {self.name!r} has no featurize stage (its train reads data directly)")
 
+    #: The dotted keys of the evaluation results that ``metrics/<name>.json`` shows (``dvc metrics``,
+    #: ``dvc exp show``): what one compares between experiments, no timings; keys a run lacks are left out.
+    headline: tuple[str, ...] = ()
+
     def training_plan(self, params: Params, data: Path, inputs: Path) -> Any:
         """What the train stage fits: a :class:`aeflow.training.service.TrainingPlan` (one job per model)
         for the one training service, :func:`aeflow.training.service.train`."""
         raise NotImplementedError
 
     def evaluate(
-        self, params: Params, data: Path, noisy: Path, models: Path, metrics: Path, plots: Path
+        self, params: Params, data: Path, noisy: Path, models: Path, results: Path, plots: Path
     ) -> dict[str, Any]:
-        """Score the trained model(s) and the baselines; write ``metrics`` and the figures under ``plots``."""
+        """Score the trained model(s) and the baselines; write every number to ``results/scores.json``
+        (:data:`aeflow.layout.SCORES`), examples beside it, and the figures under ``plots``. The evaluate
+        stage then picks :attr:`headline` out of the scores."""
         raise NotImplementedError
 
     def sweep_data(self, params: Params, data: Path) -> SweepData:

@@ -20,6 +20,16 @@ if TYPE_CHECKING:
 class Mnist(UseCase):
     name = "mnist"
     title = "MNIST compression"
+    headline = (
+        "variant",
+        "latent_dim",
+        "test.ae.mse",
+        "test.ae.psnr_db",
+        "test.ae.ssim",
+        "test.pca.mse",
+        "test.ae_over_pca_mse",
+        "test.codes.iwae_nll_nats",
+    )
     promotion_metric = "test/mse"
     model_output = "sigmoid"
 
@@ -60,11 +70,11 @@ class Mnist(UseCase):
         return training_plan(params, data, inputs)
 
     def evaluate(
-        self, params: Params, data: Path, noisy: Path, models: Path, metrics: Path, plots: Path
+        self, params: Params, data: Path, noisy: Path, models: Path, results: Path, plots: Path
     ) -> dict[str, Any]:
         from aeflow.usecases.mnist.evaluate import evaluate
 
-        return evaluate(params, data, noisy, models, metrics, plots)
+        return evaluate(params, data, noisy, models, results, plots)
 
     def sweep_data(self, params: Params, data: Path) -> SweepData:
         from aeflow.data.images import fixed_indices, load_image_splits

@@ -13,7 +13,7 @@ Plus what compression buys downstream (logistic regression and a small MLP on ra
 AE codes of the same size: accuracy, fit and predict time) and the codes in two and three dimensions (PNG
 and one offline interactive HTML page).
 
-Writes ``metrics/<uc>_questions.json`` and ``<plots>/questions/``; logs the same numbers (``questions/*``,
+Writes ``results/<uc>/questions.json`` and ``<plots>/questions/``; logs the same numbers (``questions/*``,
 ``downstream/*``) and figures to the training run in MLflow.
 """
 
@@ -62,7 +62,7 @@ def run(
     models: Path,
     sweep: Path,
     loss_csv: Path,
-    metrics: Path,
+    results: Path,
     plots: Path,
 ) -> dict[str, Any]:
     """Answer the questions for ``use_case``; see the module docstring."""
@@ -187,7 +187,7 @@ def run(
         (tmp / "codes.html").write_text(views["html"], encoding="utf-8")
         (tmp / "downstream_accuracy.png").write_bytes(accuracy_png)
         (tmp / "downstream_fit_time.png").write_bytes(fit_png)
-        write_json(metrics, summary)
+        write_json(results, summary)
 
     flat: dict[str, float] = {
         "questions/blur_warnings": float(blur["warnings"]),
@@ -202,7 +202,7 @@ def run(
         run_info,
         metrics=flat,
         artifacts=[(f, "questions") for f in sorted((plots / "questions").iterdir())]
-        + [(metrics, "questions")],
+        + [(results, "questions")],
         tags={f"aeflow.blur.{c['check']}": c["verdict"] for c in checks},
     )
     return summary

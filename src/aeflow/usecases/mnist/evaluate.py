@@ -1,7 +1,8 @@
 """mnist evaluate: the trained model on the test digits beside PCA with the same number of components.
 
-Writes ``metrics/mnist.json`` (the truth for ``dvc metrics``), an AE-vs-PCA reconstruction figure, and logs
-the same numbers as ``test/*`` metrics to the training run in MLflow.
+Writes ``results/mnist/evaluation/scores.json`` (every number; the stage picks the headline for
+``metrics/``), an AE-vs-PCA reconstruction figure, and logs the same numbers as ``test/*`` metrics to the
+training run in MLflow.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from aeflow.errors import DataError
 from aeflow.io import atomic_file, read_json, write_json
+from aeflow.layout import SCORES
 
 if TYPE_CHECKING:
     from aeflow.config import Params
 
 
 def evaluate(
-    params: Params, data: Path, noisy: Path, models: Path, metrics: Path, plots: Path
+    params: Params, data: Path, noisy: Path, models: Path, results: Path, plots: Path
 ) -> dict[str, Any]:
     """Score the AE and PCA on the test split (noisy inputs for a denoising model)."""
     from aeflow import tracking
@@ -64,7 +66,7 @@ def evaluate(
         "test": result,
         "train": {"epochs": run_info.get("epochs"), "best_val_loss": run_info.get("best_val_loss")},
     }
-    write_json(metrics, report)
+    write_json(results / SCORES, report)
 
     chosen = fixed_indices(test_y, 12)
     rows = [test_x[chosen], recon["ae"][chosen], recon["pca"][chosen]]
@@ -87,6 +89,6 @@ def evaluate(
         params.tracking,
         run_info,
         metrics=flat,
-        artifacts=[(figure, "evaluation"), (metrics, "evaluation")],
+        artifacts=[(figure, "evaluation"), (results / SCORES, "evaluation")],
     )
     return report

@@ -23,8 +23,8 @@ def mnist_section(params: Params, inputs: ReportInputs) -> str:
     """The compression section: metrics, AE vs PCA, per-epoch reconstructions, sweep, validation, runs."""
 
     uc = "mnist"
-    metrics = read_json(need(inputs.metrics / f"{uc}.json"))
-    sweep = read_json(need(inputs.metrics / f"{uc}_sweep.json"))
+    metrics = read_json(inputs.scores(uc))
+    sweep = read_json(inputs.result(uc, "sweep.json"))
     run = read_json(need(inputs.models / uc / "run.json"))
     sweep_run = read_json(need(inputs.plots / uc / "sweep" / "run.json"))
     validation = read_json(need(inputs.validation / f"{uc}.json"))
@@ -72,7 +72,7 @@ def mnist_section(params: Params, inputs: ReportInputs) -> str:
     )
     parts.extend(h.img(g.read_bytes(), g.stem, g.stem.replace("_", " ")) for g in grids)
 
-    parts.append("<h3>AE against PCA at several latent sizes</h3>")
+    parts.append('<h3 id="mnist-sweep">AE against PCA at several latent sizes</h3>')
     rows = sorted(sweep["by_k"].items(), key=lambda kv: int(kv[0][1:]))
     parts.append(
         h.table(
@@ -121,7 +121,7 @@ def mnist_section(params: Params, inputs: ReportInputs) -> str:
 
 def variants_section(params: Params, inputs: ReportInputs, uc: str) -> str:
     """The autoencoder family on the same data: table, denoising, generation, latent spaces."""
-    folder = need(inputs.metrics / f"{uc}_variants")
+    folder = inputs.result(uc, "variants")
     summary = read_json(need(folder / "summary.json"))
     runs = read_json(need(inputs.models / f"{uc}_variants" / "runs.json"))
     plots = inputs.plots / uc / "variants"
@@ -235,16 +235,16 @@ def questions_section(params: Params, inputs: ReportInputs, uc: str) -> str:
     """The seed's four questions answered with this run's numbers, plus downstream speed-up and 2-D/3-D."""
     import html as _html
 
-    answers = read_json(need(inputs.metrics / f"{uc}_questions.json"))
-    sweep = read_json(need(inputs.metrics / f"{uc}_sweep.json"))
-    variants = inputs.metrics / f"{uc}_variants" / "summary.json"
+    answers = read_json(inputs.result(uc, "questions.json"))
+    sweep = read_json(inputs.result(uc, "sweep.json"))
+    variants = inputs.result(uc, "variants", required=False) / "summary.json"
     plots = inputs.plots / uc
     k, rule, knee_k = answers["latent_dim"], answers["rule_of_thumb_k"], answers["knee_k"]
     rows = sorted(((int(key[1:]), v) for key, v in sweep["by_k"].items()), key=lambda kv: kv[0])
     wins = [kk for kk, v in rows if v["ae_over_pca"] < 1]
     parts = ["<h3>1. Is this just fancy PCA?</h3>"]
     best = min(rows, key=lambda kv: kv[1]["ae_over_pca"])
-    main = read_json(need(inputs.metrics / f"{uc}.json"))
+    main = read_json(inputs.scores(uc))
     ratio = main["test"].get("ae_over_pca_mse")
     trained = main.get("train", {}).get("epochs")
     parts.append(
@@ -257,22 +257,16 @@ def questions_section(params: Params, inputs: ReportInputs, uc: str) -> str:
         "a short budget under-trains the larger codes, which need more epochs than PCA needs to fit "
         "(raise <code>mnist.sweep.epochs</code> for a full-budget curve). PCA is the best <i>linear</i> "
         "code; the AE's non-linear decoder is what buys the gap, and where the gap is small a linear "
-        "model is all the data needs.</p>"
-    )
-    parts.append(
-        h.table(
-            ["k", "AE MSE", "PCA MSE", "AE / PCA"],
-            [(kk, v["ae_mse"], v["pca_mse"], v["ae_over_pca"]) for kk, v in rows],
-        )
+        'model is all the data needs. The numbers per size and the curve: <a href="#mnist-sweep">AE '
+        "against PCA at several latent sizes</a> above.</p>"
     )
     parts.append("<h3>2. How do I pick the latent size?</h3>")
     parts.append(
         f"<p>The rule of thumb round(log2({answers['input_size']})) gives <b>k = {rule}</b>; the sweep's "
         f"knee (the smallest k within 10 % of the best AE error) is <b>k = {knee_k}</b>; this model uses "
         f"<b>k = {k}</b>. Below the knee every extra dimension still buys visible detail; above it the "
-        "code mostly grows.</p>"
+        'code mostly grows (the curve: <a href="#mnist-sweep">above</a>).</p>'
     )
-    parts.append(h.img(need(plots / "sweep" / "mse_vs_k.png").read_bytes(), "test MSE against latent size"))
     blur = answers["blurry"]
     parts.append(f"<h3>3. Why are my reconstructions blurry?</h3><p><b>{h.esc(blur['summary'])}</b></p>")
     parts.append(

@@ -46,7 +46,7 @@ def training_plan(params: Params, data: Path, inputs: Path) -> TrainingPlan:
         data_digest=[a for a in arrays if a is not None],
         figures=figures,
         finish=finish,
-        hparams={"seed": params.seed, **section.model_dump(by_alias=True)},
+        hparams={"seed": params.seed, **section.model_dump(include={"model", "train"})},  # what it reads
         unit="images",
     )
     return TrainingPlan("mnist", [job])

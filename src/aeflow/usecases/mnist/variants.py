@@ -11,8 +11,9 @@ registered model version of ``aeflow-<uc>-<variant>``. Across variants:
   codes, the fairest simple choice) beside VAE samples, each scored by a digit classifier trained on the
   real training digits; VAE interpolation strips.
 
-Outputs: ``<metrics>/<variant>.json`` and ``<metrics>/summary.json`` (one ``dvc metrics`` row per
-variant), ``<models>/<variant>.pt`` + ``runs.json``, and figures in ``<plots>/``.
+Outputs: ``<results_dir>/<variant>.json`` and ``<results_dir>/summary.json`` (every number, for the report),
+``<metrics>`` (the headline for ``dvc metrics``: each variant's test MSE, PSNR and SSIM),
+``<models>/<variant>.pt`` + ``runs.json``, and figures in ``<plots>/``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from aeflow.io import atomic_dir, write_json
+from aeflow.io import atomic_dir, atomic_file, pick, write_json
 
 if TYPE_CHECKING:
     from aeflow.config import Params
@@ -59,6 +60,7 @@ def run(
     data: Path,
     noisy: Path,
     validation: Path,
+    results_dir: Path,
     metrics: Path,
     models: Path,
     plots: Path,
@@ -219,10 +221,14 @@ def run(
         "epochs": cfg.epochs,
     }
     with contextlib.ExitStack() as stack:
-        mtmp = stack.enter_context(atomic_dir(metrics))
+        mtmp = stack.enter_context(atomic_dir(results_dir))
         for name, res in results.items():
             write_json(mtmp / f"{name}.json", res)
         write_json(mtmp / "summary.json", summary)
+        write_json(  # written with the rest: one stage's outputs never disagree
+            stack.enter_context(atomic_file(metrics)),
+            {name: pick(res, ("test.mse", "test.psnr_db", "test.ssim")) for name, res in results.items()},
+        )
         models_tmp = stack.enter_context(atomic_dir(models))
         for name, model in trained.items():
             save_model(model, str(models_tmp / f"{name}.pt"))

@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 class Sensor(UseCase):
     name = "sensor"
     title = "Sensor anomaly detection"
+    headline = (
+        "summary.autoencoder.pr_auc",
+        "summary.autoencoder.roc_auc",
+        "summary.autoencoder.f1",
+        "summary.autoencoder.event_recall",
+        "summary.autoencoder.nab_standard",
+        "summary.isolation_forest.pr_auc",
+    )
     promotion_metric = "test/pr_auc"
 
     def ingest(self, params: Params, out: Path) -> dict[str, Any]:
@@ -51,11 +59,11 @@ class Sensor(UseCase):
         return training_plan(params, data, inputs)
 
     def evaluate(
-        self, params: Params, data: Path, noisy: Path, models: Path, metrics: Path, plots: Path
+        self, params: Params, data: Path, noisy: Path, models: Path, results: Path, plots: Path
     ) -> dict[str, Any]:
         from aeflow.usecases.sensor.evaluate import evaluate
 
-        return evaluate(params, data, noisy, models, metrics, plots)
+        return evaluate(params, data, noisy, models, results, plots)
 
     def sweep_data(self, params: Params, data: Path) -> SweepData:
         """Scaled windows of the first ingested series (no injected faults): train (the detector's stride),

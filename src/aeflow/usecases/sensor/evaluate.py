@@ -1,5 +1,5 @@
 """sensor evaluate: detections of every series' detector and of the baselines, scored point-wise, by
-event and by NAB's rules; ``metrics/sensor.json`` and ``plots/sensor/evaluation/``."""
+event and by NAB's rules; ``results/sensor/evaluation/scores.json`` and ``plots/sensor/evaluation/``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 
 from aeflow.errors import DataError
 from aeflow.io import atomic_dir, read_json, write_json
+from aeflow.layout import SCORES
 from aeflow.usecases.sensor.series import safe_name, segments, sensor_columns
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ def _write_timeline(
 
 
 def evaluate(
-    params: Params, data: Path, inputs: Path, models: Path, metrics: Path, plots: Path
+    params: Params, data: Path, inputs: Path, models: Path, results: Path, plots: Path
 ) -> dict[str, Any]:
     """Score every series with the detector and the baselines; NAB score, point/event metrics, figures."""
     from aeflow import tracking
@@ -250,7 +251,9 @@ def evaluate(
             summary[name] = agg
         report["summary"] = summary
         write_json(tmp / "summary.json", summary)
-        write_json(metrics, {"summary": summary, "series": report["series"], "events": report["events"]})
+        write_json(
+            results / SCORES, {"summary": summary, "series": report["series"], "events": report["events"]}
+        )
         figures = sorted(p.name for p in tmp.glob("*.png"))
 
     for s in series:
@@ -268,6 +271,6 @@ def evaluate(
             run,
             metrics=flat,
             artifacts=[(plots / f, "figures") for f in figures if f.startswith(stem + "_")]
-            + [(metrics, "evaluation")],
+            + [(results / SCORES, "evaluation")],
         )
     return report

@@ -169,7 +169,7 @@ class SensorParams(UseCaseSection):
     train: TrainParams = Field(default_factory=_sensor_train)
     threshold: ThresholdParams = Field(default_factory=ThresholdParams)
     evaluate: SensorEvaluateParams = Field(default_factory=SensorEvaluateParams)
-    sweep: SweepParams = Field(default_factory=lambda: SweepParams(latent_dims=[2, 4, 8, 16, 32], epochs=15))
+    sweep: SweepParams = Field(default_factory=lambda: SweepParams(latent_dims=[2, 4, 8, 16, 32], epochs=5))
     promotion: GateParams = Field(
         default_factory=lambda: GateParams(
             metric="test/pr_auc", mode="max", margin=0.005, margin_type="absolute"

@@ -35,16 +35,16 @@ SENSOR_METRICS = {
 def section(params: Params, inputs: ReportInputs) -> str:
     """Anomaly detection: detector vs baselines, the threshold explained, error timelines, sensors."""
     uc = "sensor"
-    metrics = read_json(need(inputs.metrics / f"{uc}.json"))
+    metrics = read_json(inputs.scores(uc))
     run = read_json(need(inputs.models / uc / "run.json"))
     validation = read_json(need(inputs.validation / f"{uc}.json"))
     evaluation = need(inputs.plots / uc / "evaluation")
     summary = metrics["summary"]
     keys = [k for k in SENSOR_METRICS if any(v.get(k) is not None for v in summary.values())]
+    first = run["series"][0]
     parts = [
-        f"<p>A {h.esc(params.sensor.model.variant)} {h.esc(params.sensor.model.architecture)} "
-        "autoencoder over "
-        f"windows of {params.sensor.windows.length} readings, trained on the normal training segment only, "
+        f"<p>A {h.esc(first['variant'])} {h.esc(first['architecture'])} autoencoder over "
+        f"windows of {first['window_length']} readings, trained on the normal training segment only, "
         "flags a reading when its reconstruction error exceeds a threshold set on normal validation data. "
         f"Series: {h.esc(', '.join(metrics['series']))}; injected faults: "
         f"{h.esc(', '.join(f'{k}: {v}' for k, v in metrics['events'].items()))}.</p>",
@@ -57,10 +57,10 @@ def section(params: Params, inputs: ReportInputs) -> str:
     for r in run["series"]:
         explanation = r.get("threshold_details", {}).get("explanation", "")
         parts.append(f"<p><b>{h.esc(r['series'])}</b>: {h.esc(explanation)}</p>")
-    t = params.sensor.threshold
     parts.append(
         f"<p>Alarms: a flagged reading raises an alarm unless one was raised within the previous "
-        f"{t.cooldown} readings (<code>sensor.threshold.cooldown</code>), so one fault pages once; NAB "
+        f"{first['cooldown']} readings (<code>sensor.threshold.cooldown</code>), so one fault pages once; "
+        "NAB "
         "scores and the <i>alarms</i> column count alarms, the other metrics count flagged readings.</p>"
     )
     parts.append(
@@ -75,7 +75,7 @@ def section(params: Params, inputs: ReportInputs) -> str:
     parts.append("<h3>Error over time</h3>")
     for f in sorted(evaluation.glob("*.png")):
         parts.append(h.img(f.read_bytes(), f.stem, f.stem.replace("_", " ")))
-    sweep_file = inputs.metrics / f"{uc}_sweep.json"
+    sweep_file = inputs.result(uc, "sweep.json", required=False)
     if sweep_file.is_file():
         parts.append(sweep_block(read_json(sweep_file), inputs.plots / uc / "sweep", "window values"))
     parts.append("<h3>Data validation</h3>" + validation_table(validation))

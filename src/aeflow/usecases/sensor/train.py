@@ -71,7 +71,15 @@ def _job(params: Params, s: Any) -> TrainingJob:
         threshold, details = choose_threshold(detector.score(values[: ref.stop])[ref], cfg.threshold)
         model.data_config["threshold"] = float(threshold)
         model.data_config["threshold_details"] = details
-        summary = {"threshold": float(threshold), "threshold_details": details, "train_windows": len(train_x)}
+        summary = {
+            "threshold": float(threshold),
+            "threshold_details": details,
+            "train_windows": len(train_x),
+            # what the report says about the detector (it reads files, not params)
+            "architecture": cfg.model.architecture,
+            "window_length": w.length,
+            "cooldown": cfg.threshold.cooldown,
+        }
         return summary, {"threshold/value": float(threshold), "train/windows": float(len(train_x))}
 
     def describe(model: Any, result: Any) -> str:
@@ -94,7 +102,11 @@ def _job(params: Params, s: Any) -> TrainingJob:
         arrays=(train_x, None, val_x, None),
         data_digest=[train_x, val_x, values],
         finish=finish,
-        hparams={"seed": params.seed, "series": s.name, **cfg.model_dump(by_alias=True)},
+        hparams={
+            "seed": params.seed,
+            "series": s.name,
+            **cfg.model_dump(include={"model", "train", "windows", "threshold"}),
+        },
         tags={"aeflow.series": s.name},
         registrar=REGISTRAR,
         unit="windows",

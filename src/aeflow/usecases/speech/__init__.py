@@ -21,6 +21,14 @@ if TYPE_CHECKING:
 class Speech(UseCase):
     name = "speech"
     title = "Speech denoising"
+    headline = (
+        "test.autoencoder.si_sdr_improvement",
+        "test.autoencoder.pesq",
+        "test.autoencoder.stoi",
+        "test.noisy.pesq",
+        "test.noisy.stoi",
+        "ae_gain_over_best_classical_db",
+    )
     has_features = True
     promotion_metric = "test/si_sdr_improvement"
 
@@ -56,11 +64,11 @@ class Speech(UseCase):
         return training_plan(params, data, inputs)
 
     def evaluate(
-        self, params: Params, data: Path, noisy: Path, models: Path, metrics: Path, plots: Path
+        self, params: Params, data: Path, noisy: Path, models: Path, results: Path, plots: Path
     ) -> dict[str, Any]:
         from aeflow.usecases.speech.evaluate import evaluate
 
-        return evaluate(params, data, noisy, models, metrics, plots)
+        return evaluate(params, data, noisy, models, results, plots)
 
     def report_section(self, params: Params, inputs: Any) -> str:
         from aeflow.usecases.speech.report import section

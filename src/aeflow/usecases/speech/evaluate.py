@@ -1,6 +1,6 @@
 """speech evaluate: the denoiser and the classical baselines on held-out speakers and noise.
 
-Writes ``metrics/speech.json``, ``plots/speech/evaluation/scores.csv`` and ``examples/`` (audio and
+Writes ``results/speech/evaluation/scores.json`` and ``examples/`` (audio and
 spectrograms the report plays).
 """
 
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aeflow.errors import DataError
 from aeflow.io import atomic_dir, atomic_file, read_json, write_json
+from aeflow.layout import SCORES
 from aeflow.usecases.speech.corrupt import CleanClips, _safe, load_mixtures
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def score_test(params: Params, data: Path, noisy: Path, models: Path) -> tuple[A
 
 
 def evaluate(
-    params: Params, data: Path, noisy: Path, models: Path, metrics: Path, plots: Path
+    params: Params, data: Path, noisy: Path, models: Path, results: Path, plots: Path
 ) -> dict[str, Any]:
     """Score the denoiser and both classical baselines on held-out speakers and noise."""
     from aeflow import tracking
@@ -137,7 +138,7 @@ def evaluate(
         "train": {"epochs": run_info.get("epochs"), "best_val_loss": run_info.get("best_val_loss")},
     }
     with contextlib.ExitStack() as stack:
-        ex_tmp = stack.enter_context(atomic_dir(plots / "examples"))
+        ex_tmp = stack.enter_context(atomic_dir(results / "examples"))
         scores_tmp = stack.enter_context(atomic_file(plots / "scores.csv"))
         # Wide (one row per input SNR, one column per method × metric) so dvc plots can draw one line
         # per method.
@@ -171,14 +172,14 @@ def evaluate(
                 }
             )
         write_json(ex_tmp / "examples.json", listing)
-        write_json(metrics, report)
+        write_json(results / SCORES, report)
         example_files = sorted(ex_tmp.iterdir())
 
     flat = {f"test/{m}/{k}": v for m, vals in overall.items() for k, v in vals.items()}
     flat["test/ae_gain_over_best_classical_db"] = report["ae_gain_over_best_classical_db"]
-    artifacts = [(metrics, "evaluation"), (plots / "scores.csv", "evaluation")]
+    artifacts = [(results / SCORES, "evaluation"), (plots / "scores.csv", "evaluation")]
     for f in example_files:
         folder = "audio" if f.suffix == ".wav" else "figures"
-        artifacts.append((plots / "examples" / f.name, folder))
+        artifacts.append((results / "examples" / f.name, folder))
     tracking.log_results(params.tracking, run_info, metrics=flat, artifacts=artifacts)
     return report

@@ -65,7 +65,7 @@ class SpeechIngestParams(Strict):
     val_speaker_count: PositiveInt = 1
     max_clips: PositiveInt | None = None
     espeak_speakers: list[str] = Field(default_factory=lambda: list(DEFAULT_ESPEAK_SPEAKERS), min_length=3)
-    espeak_sentences: PositiveInt = 24
+    espeak_sentences: PositiveInt = 12
     espeak_rates_wpm: list[Annotated[int, Field(ge=80, le=400)]] = Field(
         default_factory=lambda: [150, 175], min_length=1
     )
@@ -224,7 +224,7 @@ def _speech_model() -> AEConfig:
 def _speech_train() -> TrainParams:
     return TrainParams.model_validate(
         {
-            "epochs": 12,
+            "epochs": 6,
             "batch_size": 64,
             "lr": 2e-3,
             "augment": {"rotation_deg": 0, "translate_px": 0, "scale": 0},

@@ -31,11 +31,11 @@ def section(params: Params, inputs: ReportInputs) -> str:
     spectrograms and audio players for example mixtures, training curves and snapshots, validation."""
 
     uc = "speech"
-    metrics = read_json(need(inputs.metrics / f"{uc}.json"))
+    metrics = read_json(inputs.scores(uc))
     run = read_json(need(inputs.models / uc / "run.json"))
     validation = read_json(need(inputs.validation / f"{uc}.json"))
     plots = inputs.plots / uc
-    evaluation = need(plots / "evaluation")
+    examples_dir = inputs.result(uc, "evaluation") / "examples"
     parts: list[str] = [
         f"<p>A <b>{h.esc(run['variant'])}</b> convolutional autoencoder over log-spectrogram patches "
         f"predicts a <b>{h.esc(run.get('target', 'mask'))}</b>; the noisy phase turns the estimate back into "
@@ -66,16 +66,16 @@ def section(params: Params, inputs: ReportInputs) -> str:
     for source, block in sorted(metrics["by_source"].items()):
         parts.append(f"<p><b>{h.esc(source)}</b></p>" + h.table(header, rows(block)))
 
-    examples = read_json(need(evaluation / "examples" / "examples.json"))
+    examples = read_json(need(examples_dir / "examples.json"))
     parts.append("<h3>Listen</h3><p>Spectrograms share one colour scale: noisy, denoised, clean.</p>")
     for ex in examples:
         parts.append(f"<h4>{h.esc(ex['id'])}: {h.esc(ex['source'])} at {ex['snr_db']:g} dB</h4>")
-        figure = evaluation / "examples" / ex["figure"]
+        figure = examples_dir / ex["figure"]
         parts.append(h.img(need(figure).read_bytes(), "spectrograms"))
         parts.append("<div>")
         for name in ("clean", *METHOD_LABELS):
             if name in ex["audio"]:
-                wav = need(evaluation / "examples" / ex["audio"][name]).read_bytes()
+                wav = need(examples_dir / ex["audio"][name]).read_bytes()
                 parts.append(h.audio(wav, METHOD_LABELS.get(name, name)))
         parts.append("</div>")
 

@@ -101,7 +101,7 @@ def training_plan(params: Params, data: Path, processed: Path) -> TrainingPlan:
         data_digest=digest,
         figures=lambda folder: [EpochFigure(render, folder)],
         finish=finish,
-        hparams={"seed": params.seed, **cfg.model_dump(by_alias=True)},
+        hparams={"seed": params.seed, **cfg.model_dump(include={"model", "train", "spectrogram"})},
         unit="patches",
     )
     return TrainingPlan("speech", [job])
