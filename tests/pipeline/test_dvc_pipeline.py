@@ -32,7 +32,7 @@ BIN = Path(sys.executable).parent
 TINY = {
     "ingest": {"max_train": 700, "max_test": 200},
     "model": {"channels": [8, 16], "hidden_dims": [32]},
-    "train": {"epochs": 2, "batch_size": 64, "num_recon_images": 8, "progress_bar": False},
+    "train": {"epochs": 2, "batch_size": 32, "num_recon_images": 8, "progress_bar": False},
     "sweep": {"latent_dims": [2, 4], "epochs": 1},
     "variants": {"epochs": 1, "iwae_examples": 40, "jacobian_examples": 32, "num_generated": 20},
     "questions": {"capacity_check": True},
@@ -739,6 +739,9 @@ def test_exp_run_changes_latent_size_and_metrics_diff_shows_it(repo):
     assert diff["metrics/mnist.json"]["latent_dim"] == {"old": 10, "new": 4, "diff": -6}
     shown = json.loads(sh(repo, "dvc", "exp", "show", "--json").stdout)
     assert "latent_dim" in json.dumps(shown) and len(shown) >= 1
+    # the table a person reads: what differs between the baseline and the experiment, nothing else
+    header = sh(repo, "dvc", "exp", "show", "--only-changed", "--csv").stdout.splitlines()[0].split(",")
+    assert "mnist.model.latent_dim" in header and len(header) <= 40, header
 
 
 def test_experiment_and_baseline_runs_sit_side_by_side_in_mlflow(repo):

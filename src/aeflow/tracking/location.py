@@ -17,7 +17,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
-from aeflow.sections import TrackingParams
+from aeflow.sections import TrackingParams, unrecorded
 
 #: (table, column) pairs where MLflow keeps absolute artifact URIs of a local store
 ARTIFACT_COLUMNS = (
@@ -100,6 +100,7 @@ def _checked(uri: str, location: str, prefix: str, cwd: str) -> None:  # cwd: re
 
 
 def check_local_store(tracking: TrackingParams) -> None:
-    """:func:`follow_moved_checkout` once per process and store, before the store is used."""
-    with contextlib.suppress(sqlite3.Error):  # a locked or unreadable file: store_problem reports it
+    """:func:`follow_moved_checkout` once per process and store, before the store is used. Upkeep of the
+    store, not an input of the stage that runs it: its reads of the settings are not dependencies."""
+    with unrecorded(), contextlib.suppress(sqlite3.Error):  # locked, unreadable: store_problem says so
         _checked(tracking.resolved_uri(), tracking.artifact_location, tracking.experiment_prefix, os.getcwd())
