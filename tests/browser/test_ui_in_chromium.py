@@ -289,12 +289,10 @@ def test_dvc_plots_render_offline_with_the_vendored_vega(browser, tiny, tmp_path
     assert "cdn.jsdelivr.net" not in page and "vega 5.20.2" in page
 
     browser.driver.get((repo / "out" / "index.html").as_uri())
-    browser.wait(
-        lambda d: (
-            d.execute_script("return document.querySelectorAll('.vega-embed svg, .vega-embed canvas').length")
-            == 2
-        ),
-        "both Vega charts to be drawn",
+    drawn = (  # vega draws each view into one element of class "marks" (the "..." menu icon is not one)
+        "return [...document.querySelectorAll('.vega-embed .marks')]"
+        ".filter(e => e.getBoundingClientRect().width > 100).length"
     )
+    browser.wait(lambda d: d.execute_script(drawn) == 2, "both Vega charts to be drawn")
     browser.screenshot("dvc-plots", full_page=True)
     assert not off_machine(browser.drain_requests())

@@ -32,7 +32,7 @@ BIN = Path(sys.executable).parent
 TINY = {
     "ingest": {"max_train": 700, "max_test": 200},
     "model": {"channels": [8, 16], "hidden_dims": [32]},
-    "train": {"epochs": 2, "batch_size": 32, "num_recon_images": 8, "progress_bar": False},
+    "train": {"epochs": 2, "batch_size": 32, "lr": 0.01, "num_recon_images": 8, "progress_bar": False},
     "sweep": {"latent_dims": [2, 4], "epochs": 1},
     "variants": {"epochs": 1, "iwae_examples": 40, "jacobian_examples": 32, "num_generated": 20},
     "questions": {"capacity_check": True},

@@ -49,7 +49,7 @@ FAST: dict[str, dict[str, Any]] = {
     "mnist": {
         "ingest": {**TINY["ingest"], "max_train": 400, "max_test": 100},
         "model": {"architecture": "mlp", "hidden_dims": [32]},
-        "train": {**TINY["train"], "num_recon_images": 4},
+        "train": {**TINY["train"], "batch_size": 64, "num_recon_images": 4},  # 5 batches an epoch
         "variants": TINY["variants"],
     },
     # Three espeak speakers (train, val and test are speaker-disjoint) with two sentences each, one noisy
