@@ -774,6 +774,11 @@ def test_plots_diff_compares_the_experiment_with_the_baseline(repo, tmp_path):
     pr = data["sensor_pr_curves"][0]["content"]["data"]["values"]
     assert {v["rev"] for v in pr} == {"workspace", "HEAD"} and all(0 <= float(v["recall"]) <= 1 for v in pr)
     assert any(k.startswith("plots/mnist/recon/epoch_") for k in data)  # reconstruction grids as images
+    # every plot DVC finds is a chart or a figure: no run files, no audio (examples live in results/)
+    assert not [k for k in data if k.endswith((".json", ".wav"))], sorted(data)
+    folders = [d for d in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"] if isinstance(d, str)]
+    for folder in (repo / f for f in folders if (repo / f).is_dir()):
+        assert {p.suffix for p in folder.rglob("*") if p.is_file()} == {".png"}, folder
     out = tmp_path / "plots"
     sh(repo, "dvc", "plots", "diff", "HEAD", "-o", str(out))
     assert (out / "index.html").is_file()

@@ -124,15 +124,13 @@ def run(
     tags = tracking.lineage_tags(use_case, "sweep_latent", str(data))
     hparams = {"sweep": section.sweep.model_dump(), "model": jobs[0].model.model_dump(exclude={"latent_dim"})}
     logger, offline = open_run(params, use_case, f"{use_case}-sweep-latent", tags, work, hparams)
+    # the run the report links to, with the numbers (not in plots/, where dvc plots would draw it)
+    summary["run"] = {"run_id": logger.run_id, "experiment_id": getattr(logger, "experiment_id", None)}
     with contextlib.ExitStack() as stack:
         fig_dir = stack.enter_context(atomic_dir(plots / "sweep"))
         for k, png in strips.items():
             (fig_dir / f"ae_vs_pca_k{k:03d}.png").write_bytes(png)
         (fig_dir / "mse_vs_k.png").write_bytes(chart)
-        write_json(
-            fig_dir / "run.json",
-            {"run_id": logger.run_id, "experiment_id": getattr(logger, "experiment_id", None)},
-        )
         csv_tmp = stack.enter_context(atomic_file(plots / "sweep.csv"))
         csv_tmp.write_text(csv, encoding="utf-8")
         write_json(results, summary)

@@ -26,7 +26,7 @@ def mnist_section(params: Params, inputs: ReportInputs) -> str:
     metrics = read_json(inputs.scores(uc))
     sweep = read_json(inputs.result(uc, "sweep.json"))
     run = read_json(need(inputs.models / uc / "run.json"))
-    sweep_run = read_json(need(inputs.plots / uc / "sweep" / "run.json"))
+    sweep_run = sweep["run"]
     validation = read_json(need(inputs.validation / f"{uc}.json"))
     plots = inputs.plots / uc
     parts: list[str] = []
