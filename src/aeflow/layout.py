@@ -76,7 +76,7 @@ class Layout:
         return self.root / RESULTS / self.use_case
 
     def result(self, name: str) -> Path:
-        """One stage's file (or folder) under :attr:`results`: ``evaluate.json``, ``sweep.json``, …"""
+        """One stage's file or folder under :attr:`results`: ``evaluation``, ``sweep.json``, …"""
         return self.results / name
 
     @property

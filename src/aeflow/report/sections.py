@@ -29,7 +29,7 @@ class ReportInputs:
     registry: Path = Path("registry")
 
     def result(self, uc: str, name: str, required: bool = True) -> Path:
-        """A stage's results of use case ``uc`` (``evaluate.json``, ``sweep.json``, …; see
+        """A stage's results of use case ``uc`` (``evaluation``, ``sweep.json``, …; see
         :meth:`aeflow.layout.Layout.result`); a missing ``required`` one is an error naming it."""
         from aeflow.layout import Layout
 
