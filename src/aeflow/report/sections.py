@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aeflow.errors import DataError
 from aeflow.io import read_json
+from aeflow.layout import SCORES, Layout
 from aeflow.report import html as h
 from aeflow.sections import GateParams
 
@@ -31,15 +32,11 @@ class ReportInputs:
     def result(self, uc: str, name: str, required: bool = True) -> Path:
         """A stage's results of use case ``uc`` (``evaluation``, ``sweep.json``, …; see
         :meth:`aeflow.layout.Layout.result`); a missing ``required`` one is an error naming it."""
-        from aeflow.layout import Layout
-
         path = Layout(uc, self.results.parent).result(name)
         return need(path) if required else path
 
     def scores(self, uc: str) -> Path:
         """Every number the evaluate stage of ``uc`` measured."""
-        from aeflow.layout import SCORES
-
         return need(self.result(uc, "evaluation") / SCORES)
 
 

@@ -92,8 +92,9 @@ def follow_moved_checkout(tracking: TrackingParams) -> str | None:
 
 
 @lru_cache(maxsize=8)
-def _checked(uri: str, location: str, prefix: str, cwd: str) -> None:  # cwd: relative paths resolve there
-    tracking = TrackingParams(tracking_uri=uri, artifact_location=location, experiment_prefix=prefix)
+def _checked(tracking: TrackingParams, uri: str, cwd: str) -> None:
+    """Once per settings, resolved URI (``MLFLOW_TRACKING_URI`` wins) and working folder (relative
+    paths resolve there)."""
     note = follow_moved_checkout(tracking)
     if note:
         print(note, file=sys.stderr)
@@ -103,4 +104,4 @@ def check_local_store(tracking: TrackingParams) -> None:
     """:func:`follow_moved_checkout` once per process and store, before the store is used. Upkeep of the
     store, not an input of the stage that runs it: its reads of the settings are not dependencies."""
     with unrecorded(), contextlib.suppress(sqlite3.Error):  # locked, unreadable: store_problem says so
-        _checked(tracking.resolved_uri(), tracking.artifact_location, tracking.experiment_prefix, os.getcwd())
+        _checked(tracking, tracking.resolved_uri(), os.getcwd())
