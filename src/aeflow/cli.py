@@ -135,11 +135,10 @@ def denoise(
     console.print(f"[green]wrote {output}[/green] ({len(clean) / out_rate:.2f} s at {out_rate} Hz)")
 
 
-def load_detector(model: str, tracking_uri: str | None = None) -> object:
-    """The sensor detector from ``models/sensor`` (the first series), a ``model.pt`` or an MLflow URI of the
-    registered pyfunc detector (``models:/aeflow-sensor@champion``)."""
-    from aeflow.usecases.sensor.detector import AnomalyDetector
-
+def load_settings_model(model: str, tracking_uri: str | None = None) -> object:
+    """A trained autoencoder with its settings (``data_config``) from a ``models/<use case>`` folder (its
+    first model), a ``model.pt``, or an MLflow URI of a registered pyfunc (``models:/aeflow-sensor@champion``,
+    ``models:/aeflow-tabular/3``)."""
     path = Path(model)
     if path.is_dir():
         from aeflow.io import read_json
@@ -147,9 +146,10 @@ def load_detector(model: str, tracking_uri: str | None = None) -> object:
         run = path / "run.json"
         if not run.is_file():
             raise AeflowError(f"{run}: missing. Fix: run `dvc repro` first, or pass a model URI.")
-        model = str(path / read_json(run)["series"][0]["folder"] / "model.pt")
+        jobs = read_json(run).get("series")  # several models (one per series): the first
+        model = str(path / jobs[0]["folder"] / "model.pt") if jobs else str(path / "model.pt")
     if "://" not in model and not model.startswith(("models:/", "runs:/")):
-        return AnomalyDetector.from_model(load_any_model(model, tracking_uri))
+        return load_any_model(model, tracking_uri)
     import mlflow
 
     from aeflow.params import load_params
@@ -159,7 +159,7 @@ def load_detector(model: str, tracking_uri: str | None = None) -> object:
     )
     mlflow.set_tracking_uri(uri)
     try:
-        return mlflow.pyfunc.load_model(model).unwrap_python_model().detector
+        return mlflow.pyfunc.load_model(model).unwrap_python_model().model
     except Exception as exc:  # MLflow raises several unrelated types for "not found"
         raise AeflowError(
             f"{model}: could not load a detector from the MLflow store at {uri} "
@@ -168,65 +168,81 @@ def load_detector(model: str, tracking_uri: str | None = None) -> object:
         ) from None
 
 
+def load_stream(model: str, tracking_uri: str | None = None) -> object:
+    """What ``aeflow monitor`` feeds rows to: the stream scorer of the use case that trained ``model``."""
+    from aeflow import usecases
+
+    loaded = load_settings_model(model, tracking_uri)
+    use_case = (getattr(loaded, "data_config", None) or {}).get("use_case")
+    if use_case is None:
+        raise AeflowError(
+            f"{model}: this model carries no detector settings (data_config). Fix: pass a detector trained "
+            "by `dvc repro` (models/sensor, models/tabular or its registered version)."
+        )
+    return usecases.get(use_case).stream_scorer(loaded)
+
+
 @app.command("monitor")
 def monitor(
     model: Annotated[
-        str, typer.Option(help="models:/<name>@<alias>, models:/<name>/<version>, model.pt or models/sensor")
+        str,
+        typer.Option(
+            help="models:/<name>@<alias>, models:/<name>/<version>, a model.pt, "
+            "or models/sensor | models/tabular"
+        ),
     ] = "models/sensor",
-    input_csv: Annotated[str, typer.Option("--input", help="CSV of readings, '-' for stdin")] = "-",
+    input_csv: Annotated[str, typer.Option("--input", help="CSV of readings or rows, '-' for stdin")] = "-",
     delimiter: Annotated[str, typer.Option(help="CSV delimiter")] = ",",
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow store (default: params.yaml's)")] = None,
     show_all: Annotated[bool, typer.Option("--all", help="print every row's score, not only flags")] = False,
 ) -> None:
-    """Score a stream of sensor readings online (constant memory) and print the flagged times.
+    """Score the rows of a CSV as they arrive and print the flagged ones (sensor readings online with
+    constant memory; table rows one by one, each with the columns that made it anomalous).
 
-    The CSV needs a column per sensor the model knows (a ``timestamp`` column, if any, is echoed).
-    Rows are read one at a time, so ``tail -f readings.csv | aeflow monitor`` works. A flagged row that
-    raises an alarm (no alarm within the model's cooldown before it) ends with ``ALARM``.
+    The CSV needs a column per input the model knows (a ``timestamp`` column, if any, is echoed). Rows are
+    read one at a time, so ``tail -f readings.csv | aeflow monitor`` works. A flagged row that raises an
+    alarm (sensors: no alarm within the model's cooldown before it) ends with ``ALARM``.
     """
     import csv
-    import math
     import sys
 
-    from aeflow.usecases.sensor.detector import StreamScorer
-
     try:
-        detector = load_detector(model, tracking_uri)
+        stream = load_stream(model, tracking_uri)
         handle = sys.stdin if input_csv == "-" else open(input_csv, encoding="utf-8", newline="")  # noqa: SIM115
         with handle:
             reader = csv.DictReader(handle, delimiter=delimiter)
             where = "stdin" if input_csv == "-" else input_csv
-            detector.check_columns(list(reader.fieldnames or []), where)
-            scorer, flagged, alarms, n = StreamScorer(detector), 0, 0, 0
+            columns = list(reader.fieldnames or [])
+            missing = [c for c in stream.columns if c not in columns]
+            if missing:
+                raise AeflowError(
+                    f"{where}: missing column(s) {', '.join(missing)}; the model expects "
+                    f"{', '.join(stream.columns)} (found {', '.join(columns)}). Fix: rename the columns."
+                )
+            flagged, alarms, n = 0, 0, 0
             for n, row in enumerate(reader, start=1):
                 try:
-                    reading = [
-                        float(row[s]) if row[s] not in ("", None) else math.nan for s in detector.sensors
-                    ]
-                except ValueError as exc:
-                    raise AeflowError(
-                        f"{where}, data row {n}: not a number ({exc}). Fix the value."
-                    ) from None
-                score, flag = scorer.push(reading)
+                    score, flag, note = stream.push(row)
+                except AeflowError as exc:
+                    raise AeflowError(f"{where}, data row {n}: {exc}") from None
                 if flag or show_all:
                     flagged += flag
-                    alarms += scorer.alarm
+                    alarms += stream.alarm
                     when = row.get("timestamp", f"row {n}")
-                    status = "ANOMALY\tALARM" if scorer.alarm else "ANOMALY" if flag else "ok"
-                    print(f"{when}\t{score:.6g}\t{status}", flush=True)
+                    status = "ANOMALY\tALARM" if stream.alarm else "ANOMALY" if flag else "ok"
+                    shown = f"\t{note}" if note and flag else ""
+                    print(f"{when}\t{score:.6g}\t{status}{shown}", flush=True)
     except AeflowError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    print(
-        f"# {n} readings, {flagged} flagged, {alarms} alarm(s) (threshold {detector.threshold:.6g}, "
-        f"cooldown {detector.cooldown} rows)",
-        file=sys.stderr,
-    )
+    print(f"# {n} rows, {flagged} flagged, {alarms} alarm(s) ({stream.summary()})", file=sys.stderr)
 
 
 def _use_cases(value: str) -> list[str]:
     from aeflow.usecases import NAMES as USE_CASES
 
+    if value.strip() == "all":
+        return list(USE_CASES)
     names = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [n for n in names if n not in USE_CASES]
     if unknown or not names:
@@ -237,7 +253,7 @@ def _use_cases(value: str) -> list[str]:
 
 @app.command("promote")
 def promote(
-    use_case: Annotated[str, typer.Option(help="mnist | speech | sensor")],
+    use_case: Annotated[str, typer.Option(help="mnist | speech | sensor | tabular")],
     params: Annotated[Path, typer.Option(help="params file (gate settings: <use case>.promotion)")] = Path(
         "params.yaml"
     ),
@@ -292,7 +308,7 @@ def promote(
 
 @app.command("retrain")
 def retrain(
-    use_case: Annotated[str, typer.Option(help="comma-separated use cases")] = "mnist,speech,sensor",
+    use_case: Annotated[str, typer.Option(help="comma-separated use cases (default: every one)")] = "all",
     landing: Annotated[
         Path | None,
         typer.Option(help="folder with new files in <use case>/ subfolders, moved into the source"),

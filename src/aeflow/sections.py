@@ -189,15 +189,36 @@ class SweepParams(Strict):
     epochs: PositiveInt = 5
 
 
-class ThresholdParams(Strict):
-    """How the anomaly threshold on the (optionally smoothed) reconstruction error is chosen.
+class ThresholdRule(Strict):
+    """How an anomaly threshold is set on validation scores of normal data (any use case that flags).
 
-    ``percentile`` of the validation errors; ``mean_k_sigma`` (mean + k·std of the validation errors);
-    ``pot`` (peaks over threshold: a generalised Pareto tail fitted above the ``pot_quantile`` of validation
-    errors, threshold at false-alarm ``pot_risk`` per point).
+    ``percentile`` of the validation scores; ``mean_k_sigma`` (mean + k·std of them); ``pot`` (peaks over
+    threshold: a generalised Pareto tail fitted above the ``pot_quantile`` of validation scores, threshold
+    at false-alarm ``pot_risk`` per point); ``fixed``: the number in ``value`` as it is.
+    """
 
-    ``fixed``: the number in ``value`` as it is — meaningful when scores are on a known scale, i.e. with
-    ``history`` (then ``value`` is "standard deviations above the recent past").
+    method: Literal["percentile", "mean_k_sigma", "pot", "fixed"] = "pot"
+    percentile: Annotated[float, Field(gt=50, lt=100)] = 99.5
+    k: Annotated[float, Field(gt=0, le=20)] = 4.0
+    pot_quantile: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
+    pot_risk: Annotated[float, Field(gt=0, lt=0.1)] = 3e-4
+    value: float | None = None
+
+    @model_validator(mode="after")
+    def _fixed_needs_value(self) -> ThresholdRule:
+        if self.method == "fixed" and (self.value is None or not math.isfinite(self.value)):
+            raise ValueError(
+                "method 'fixed' needs a finite 'value' (the threshold itself, e.g. value: 3.5 with history: "
+                "750 for 3.5 standard deviations above the recent past). Fix: set threshold.value."
+            )
+        return self
+
+
+class ThresholdParams(ThresholdRule):
+    """A threshold rule (:class:`ThresholdRule`) for scores of time series, and how those scores are made.
+
+    ``fixed`` is meaningful when scores are on a known scale, i.e. with ``history`` (then ``value`` is
+    "standard deviations above the recent past").
 
     ``history``: 0 scores the (smoothed) error as it is. N > 0 re-expresses it, row by row, in standard
     deviations above the mean of the N errors before it (an anomaly likelihood in the spirit of HTM's):
@@ -221,12 +242,6 @@ class ThresholdParams(Strict):
     legitimately).
     """
 
-    method: Literal["percentile", "mean_k_sigma", "pot", "fixed"] = "pot"
-    percentile: Annotated[float, Field(gt=50, lt=100)] = 99.5
-    k: Annotated[float, Field(gt=0, le=20)] = 4.0
-    pot_quantile: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
-    pot_risk: Annotated[float, Field(gt=0, lt=0.1)] = 3e-4
-    value: float | None = None
     smoothing: Annotated[int, Field(ge=1, le=500)] = 1
     history: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     cooldown: Annotated[int, Field(ge=0, le=1_000_000)] = 48
@@ -236,12 +251,7 @@ class ThresholdParams(Strict):
     flatline_risk: Annotated[float, Field(gt=0, lt=0.5)] = 1e-4
 
     @model_validator(mode="after")
-    def _fixed_needs_value(self) -> ThresholdParams:
-        if self.method == "fixed" and (self.value is None or not math.isfinite(self.value)):
-            raise ValueError(
-                "method 'fixed' needs a finite 'value' (the threshold itself, e.g. value: 3.5 with history: "
-                "750 for 3.5 standard deviations above the recent past). Fix: set sensor.threshold.value."
-            )
+    def _time_series_settings(self) -> ThresholdParams:
         if self.season is not None:
             self.season_seconds()  # raises on a duration pandas cannot read
         if self.history and self.history < 2 * self.smoothing:

@@ -84,10 +84,29 @@ TINY_SENSOR = {
 }
 
 
-def set_params(repo: Path, mnist: dict, speech: dict | None = None, sensor: dict | None = None) -> None:
+TINY_TABULAR = {
+    "ingest": {"rows": 1500},
+    "model": {"hidden_dims": [16]},
+    "train": {"epochs": 4},
+    "evaluate": {"pyod_epochs": 2, "shown_rows": 5},
+}
+
+
+def set_params(
+    repo: Path,
+    mnist: dict,
+    speech: dict | None = None,
+    sensor: dict | None = None,
+    tabular: dict | None = None,
+) -> None:
     path = repo / "params.yaml"
     data = yaml.safe_load(path.read_text())
-    for use_case, sections in (("mnist", mnist), ("speech", speech or {}), ("sensor", sensor or {})):
+    for use_case, sections in (
+        ("mnist", mnist),
+        ("speech", speech or {}),
+        ("sensor", sensor or {}),
+        ("tabular", tabular or {}),
+    ):
         for section, values in sections.items():
             data[use_case].setdefault(section, {}).update(values)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -97,7 +116,7 @@ def set_params(repo: Path, mnist: dict, speech: dict | None = None, sensor: dict
 def repo(tmp_path_factory) -> Path:
     """A copy of the project's tracked files with a tiny config, after one successful ``dvc repro``."""
     dest = copy_project(tmp_path_factory.mktemp("aeflow") / "repo")
-    set_params(dest, TINY, TINY_SPEECH, TINY_SENSOR)
+    set_params(dest, TINY, TINY_SPEECH, TINY_SENSOR, TINY_TABULAR)
     sh(dest, "git", "init", "-q")
     sh(dest, "git", "add", "-A")
     sh(dest, "git", "commit", "-q", "-m", "tiny config")
@@ -175,6 +194,7 @@ def test_headline_metrics_are_few_and_hold_no_timings(repo):
         "metrics/mnist_variants.json",
         "metrics/sensor.json",
         "metrics/speech.json",
+        "metrics/tabular.json",
     ]
 
     def leaves(node: object, path: str = "") -> list[str]:
@@ -183,7 +203,7 @@ def test_headline_metrics_are_few_and_hold_no_timings(repo):
         return [path]
 
     columns = [f"{f}:{k}" for f, d in files.items() for k in leaves(d["data"])]
-    assert len(columns) <= 40, columns
+    assert len(columns) <= 45, columns  # about ten per use case
     assert not [c for c in columns if "second" in c or "time" in c], columns
     mnist = json.loads((repo / "metrics/mnist.json").read_text())
     full = json.loads((repo / "results/mnist/evaluation/scores.json").read_text())
@@ -215,8 +235,9 @@ def test_report_is_offline_and_complete(repo):
     # Speech: two example spectrogram figures, its loss chart and the first/last epoch snapshots.
     # Sensor: the error timeline and the per-sensor contributions of the one simulated series.
     # Questions: downstream accuracy and fit time, 2-D and 3-D code projections (the MSE-vs-k chart is
-    # linked, not shown twice). Sensor: plus its AE-vs-PCA latent sweep chart.
-    assert len(images) == 1 + 1 + 2 + 1 + 2 + 5 + 2 * 5 + 4 + 2 + 2 + 2 + 1
+    # linked, not shown twice). Sensor: plus its AE-vs-PCA latent sweep chart. Tabular: methods against
+    # each other, the columns' share of the error, its loss chart.
+    assert len(images) == 1 + 1 + 2 + 1 + 2 + 5 + 2 * 5 + 4 + 2 + 2 + 2 + 1 + 3
     assert html.count('src="data:image/png;base64,') == len(set(images))  # no figure shown twice
     assert html.count('<div class="wide"><table>') == html.count("<table>")  # wide tables scroll
     assert all(src.startswith("data:image/png;base64,") for src in images)
@@ -233,7 +254,8 @@ def test_report_is_offline_and_complete(repo):
     ):
         assert question in html
     assert '<iframe title="interactive code projection" srcdoc=' in html and "&lt;canvas" in html
-    for uc in ("mnist", "speech", "sensor"):
+    assert "Which columns made a row anomalous" in html and "Recall by kind of anomaly" in html
+    for uc in ("mnist", "speech", "sensor", "tabular"):
         assert f"Promotion history of <code>aeflow-{uc}</code>" in html
 
 
@@ -300,7 +322,9 @@ def test_every_registered_version_carries_a_signature(repo):
     mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
     c = client(repo)
     names = sorted(m.name for m in c.search_registered_models())
-    assert {"aeflow-mnist", "aeflow-speech", "aeflow-sensor", "aeflow-mnist-vae"} <= set(names)
+    assert {"aeflow-mnist", "aeflow-speech", "aeflow-sensor", "aeflow-tabular", "aeflow-mnist-vae"} <= set(
+        names
+    )
     for name in names:
         for v in c.search_model_versions(f"name='{name}'"):
             info = get_model_info(f"models:/{name}/{v.version}")
@@ -332,7 +356,7 @@ def test_mlflow_run_has_lineage_metrics_images_and_registered_model(repo):
         [e.experiment_id for e in c.search_experiments()],
         f"tags.`aeflow.run_group` = '{tags['aeflow.run_group']}'",
     )
-    assert {r.data.tags["aeflow.use_case"] for r in grouped} == {"mnist", "speech", "sensor"}
+    assert {r.data.tags["aeflow.use_case"] for r in grouped} == {"mnist", "speech", "sensor", "tabular"}
     assert {r.data.tags["aeflow.stage"] for r in grouped} >= {"train", "sweep_latent"}
     assert all("params.yaml" in [a.path for a in c.list_artifacts(r.info.run_id)] for r in grouped)
     assert run.data.params["model.variant"] == "vanilla" and run.data.params["train.epochs"] == "2"
@@ -618,7 +642,7 @@ def test_served_detector_answers_http_and_monitor_streams(repo, tmp_path):
     assert [f[0] for f in flagged] == series["timestamp"][expected].tolist()
     alarms = detector.alarms(expected)
     assert [f[0] for f in flagged if f[-1] == "ALARM"] == series["timestamp"][alarms].tolist()
-    assert f"{len(series)} readings, {int(expected.sum())} flagged, {int(alarms.sum())} alarm" in res.stderr
+    assert f"{len(series)} rows, {int(expected.sum())} flagged, {int(alarms.sum())} alarm" in res.stderr
 
 
 def test_bad_sensor_csv_stops_with_the_file_and_column_named(repo, tmp_path):
@@ -640,6 +664,105 @@ def test_bad_sensor_csv_stops_with_the_file_and_column_named(repo, tmp_path):
         frame.drop(columns="site").to_csv(bad, index=False, sep=";")
         set_params(repo, {}, sensor={"ingest": {"delimiter": ","}})
         before, after, _ = _fails_cleanly(repo, str(bad), "delimiter")
+        assert before == after
+    finally:
+        _restore(repo)
+
+
+# ----------------------------------------------------------------------------------------------- tabular
+def test_tabular_detector_is_scored_beside_the_pyod_baselines_and_names_columns(repo):
+    scores = json.loads((repo / "results/tabular/evaluation/scores.json").read_text())
+    summary = scores["summary"]
+    assert set(summary) == {"autoencoder", "isolation_forest", "ecod", "pyod_autoencoder", "pca"}
+    for m in summary.values():
+        assert 0 <= m["roc_auc"] <= 1 and 0 <= m["pr_auc"] <= 1 and 0 <= m["precision_at_n"] <= 1
+        assert set(m["recall_by_kind"]) == {"local", "global", "dependency", "clustered"}
+        assert m["threshold_explanation"].startswith("flag when the ")
+    assert summary["autoencoder"]["roc_auc"] > 0.6  # 4 epochs on 1,000 rows: well above chance already
+    split = scores["split"]
+    assert split["protocol"] == "semi_supervised" and split["anomalies"]["train"] == 0
+    assert sum(split["injected"].values()) == split["anomalies"]["test"]
+    att = scores["attribution"]
+    assert att["rows"] == split["injected"]["dependency"] and 0 <= att["top3_hit_rate"] <= 1
+    metrics = json.loads((repo / "metrics/tabular.json").read_text())
+    assert metrics["summary"]["autoencoder"]["roc_auc"] == summary["autoencoder"]["roc_auc"]
+    rows = (repo / "results/tabular/evaluation/attribution.csv").read_text().splitlines()
+    assert rows[0].startswith("test_row,score,kind,corrupted,feature_1,share_1,value_1") and len(rows) <= 6
+    run = json.loads((repo / "models/tabular/run.json").read_text())
+    logged = client(repo).get_run(run["run_id"]).data.metrics
+    assert logged["test/roc_auc"] == pytest.approx(summary["autoencoder"]["roc_auc"])
+    assert "test/attribution_top3_hit_rate" in logged and "baseline/ecod_roc_auc" in logged
+    assert len(list((repo / "plots/tabular/recon").glob("epoch_*.png"))) == 4
+
+
+def test_served_tabular_model_answers_with_columns_and_refuses_bad_rows(repo, tmp_path):
+    import urllib.error
+    import urllib.request
+
+    import pandas as pd
+
+    test = pd.read_parquet(repo / "data/interim/tabular/test.parquet")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}", PATH=f"{BIN}{os.pathsep}{env['PATH']}")
+    uri = "models:/aeflow-tabular@champion"
+    cmd = [str(BIN / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local"]
+    cmd += ["-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+    with running(cmd, repo, base, env=env, timeout=120):
+
+        def post(frame: pd.DataFrame, params: dict | None = None) -> list[dict]:
+            payload = {
+                "dataframe_split": frame.to_dict(orient="split"),
+                **({"params": params} if params else {}),
+            }
+            req = urllib.request.Request(
+                f"{base}/invocations",
+                data=json.dumps(payload).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read())["predictions"]
+
+        rows = test.head(5).reset_index(drop=True)
+        answer = post(rows)
+        assert len(answer) == 5 and {"score", "flag", "threshold", "feature_3", "share_3"} <= set(answer[0])
+        assert all(a["feature_1"] in test.columns for a in answer)
+        assert set(post(rows, {"top_k": 1})[0]) == {"score", "flag", "threshold", "feature_1", "share_1"}
+        for bad, words in (
+            (rows.drop(columns="amount"), "missing inputs ['amount']"),
+            (rows.rename(columns={"amount": "amout"}), "extra inputs: ['amout']"),
+            (rows.astype({"amount": object}).assign(amount=["1.5", "lots", "2", "3", "4"]), "column amount"),
+        ):
+            with pytest.raises(urllib.error.HTTPError) as exc:
+                post(bad)
+            assert exc.value.code == 400 and words in exc.value.read().decode(), words
+
+    # aeflow monitor scores a CSV of rows one by one and names the columns of every flagged row
+    csv = tmp_path / "rows.csv"
+    test.to_csv(csv, index=False)
+    res = sh(repo, str(BIN / "aeflow"), "monitor", "--model", "models/tabular", "--input", str(csv))
+    flagged = [line.split("\t") for line in res.stdout.splitlines() if "\tANOMALY" in line]
+    from aeflow.models.registry import load_model
+    from aeflow.usecases.tabular.scorer import TabularScorer
+
+    scorer = TabularScorer.from_model(load_model(str(repo / "models/tabular/model.pt")))
+    expected = scorer.score(test) > scorer.threshold
+    assert [f[0] for f in flagged] == [f"row {i + 1}" for i in range(len(test)) if expected[i]]
+    assert all(f[-1].split(" ")[0] in test.columns for f in flagged)
+    assert f"{len(test)} rows, {int(expected.sum())} flagged" in res.stderr
+
+
+def test_bad_table_stops_ingest_naming_file_column_and_row(repo, tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"amount": [str(10.0 + i) for i in range(400)], "shop": ["a", "b"] * 200})
+    frame.loc[123, "amount"] = "12 EUR"
+    bad = tmp_path / "transactions.csv"
+    frame.to_csv(bad, index=False)
+    set_params(repo, {}, tabular={"ingest": {"source": "file", "path": str(bad)}})
+    try:
+        before, after, _ = _fails_cleanly(repo, str(bad), "column 'amount'", "row 123 (line 125)", "'12 EUR'")
         assert before == after
     finally:
         _restore(repo)

@@ -201,7 +201,7 @@ def test_history_stats_and_params_checks():
     assert ThresholdParams(season="12h").season_seconds() == 43200.0
     assert ThresholdParams().season_seconds() is None
     thr, d = choose_threshold(np.array([0.0, 1.0, 2.0, 5.0]), ThresholdParams(method="fixed", value=1.5))
-    assert thr == 1.5 and d["val_exceedance"] == 0.5 and "sensor.threshold.value" in d["explanation"]
+    assert thr == 1.5 and d["val_exceedance"] == 0.5 and "threshold.value" in d["explanation"]
     p = ThresholdParams(method="fixed", value=3.0, history=100)
     assert "standard deviations above the 100 errors" in choose_threshold(np.zeros(5), p)[1]["explanation"]
     p = ThresholdParams(method="fixed", value=3.0, history=100, season="1D")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from aeflow.errors import DataError, ParamsError
-from aeflow.sections import ThresholdParams
+from aeflow.sections import ThresholdParams, ThresholdRule
 
 __all__ = [
     "alarm_points",
@@ -343,12 +343,15 @@ def _pct(fraction: float) -> str:
     return f"{100.0 * fraction:.2g} %"
 
 
-def choose_threshold(val_scores: np.ndarray, p: ThresholdParams) -> tuple[float, dict[str, Any]]:
+def choose_threshold(
+    val_scores: np.ndarray, p: ThresholdRule, score: str = "the reconstruction error"
+) -> tuple[float, dict[str, Any]]:
     """The anomaly threshold from ``p.method``, fitted on already-smoothed validation scores.
 
     ``val_scores`` must be on the scale the threshold is applied to, i.e. already smoothed with
     ``p.smoothing`` (as ``AnomalyDetector.score`` does); they are not smoothed again here, or scores would
-    be smoothed twice. ``p.smoothing`` is only recorded and named in the explanation.
+    be smoothed twice. ``p.smoothing`` is only recorded and named in the explanation. ``score`` names what
+    is thresholded in that explanation (a baseline's own score, say).
 
     Returns:
         ``(threshold, details)``; details hold ``method``, the method's parameters, ``smoothing``,
@@ -356,24 +359,24 @@ def choose_threshold(val_scores: np.ndarray, p: ThresholdParams) -> tuple[float,
         (e.g. POT's ``gamma``) and ``explanation``: one sentence saying what the number means.
     """
     s = _scores_1d(val_scores, "validation scores")
-    what = (
-        "the reconstruction error"
-        if p.smoothing == 1
-        else f"the smoothed reconstruction error (trailing mean over {p.smoothing} points)"
-    )
-    if p.history:
-        what += f", in standard deviations above the {p.history} errors before it"
-    if p.season:
-        what += f", less its highest value at the same time one season ({p.season}) earlier"
-    if p.history or p.season:
-        what += ","
-    details: dict[str, Any] = {"method": p.method, "smoothing": p.smoothing, "n_val": int(s.size)}
+    what = score
+    details: dict[str, Any] = {"method": p.method, "n_val": int(s.size)}
+    if isinstance(p, ThresholdParams):  # scores of a time series: how they were made is part of the rule
+        if p.smoothing != 1:
+            what = f"{score} smoothed (trailing mean over {p.smoothing} points)"
+        if p.history:
+            what += f", in standard deviations above the {p.history} errors before it"
+        if p.season:
+            what += f", less its highest value at the same time one season ({p.season}) earlier"
+        if p.history or p.season:
+            what += ","
+        details["smoothing"] = p.smoothing
     if p.method == "percentile":
         thr = percentile_threshold(s, p.percentile)
         details["percentile"] = p.percentile
         explanation = (
             f"flag when {what} exceeds {thr:.4g}, the {_ordinal(p.percentile)} percentile of validation "
-            f"errors: about {_pct(1.0 - p.percentile / 100.0)} of normal points would be flagged"
+            f"scores: about {_pct(1.0 - p.percentile / 100.0)} of normal points would be flagged"
         )
     elif p.method == "mean_k_sigma":
         thr = mean_k_sigma_threshold(s, p.k)
@@ -381,14 +384,14 @@ def choose_threshold(val_scores: np.ndarray, p: ThresholdParams) -> tuple[float,
         details.update(k=p.k, mean=mean, std=std)
         explanation = (
             f"flag when {what} exceeds {thr:.4g} = mean {mean:.4g} + {p.k:g} × std {std:.4g} of validation "
-            f"errors: {_pct(float(np.mean(s > thr)))} of validation points lie above it"
+            f"scores: {_pct(float(np.mean(s > thr)))} of validation points lie above it"
         )
     elif p.method == "pot":
         thr, pot = pot_threshold(s, p.pot_quantile, p.pot_risk)
         details.update(pot_quantile=p.pot_quantile, pot_risk=p.pot_risk, **pot)
         explanation = (
             f"flag when {what} exceeds {thr:.4g}: a generalised Pareto tail fitted to the top "
-            f"{_pct(1.0 - p.pot_quantile)} of validation errors puts the chance that a normal point exceeds "
+            f"{_pct(1.0 - p.pot_quantile)} of validation scores puts the chance that a normal point exceeds "
             f"it at {_pct(p.pot_risk)} (about 1 in {round(1.0 / p.pot_risk):,})"
         )
     elif p.method == "fixed":
@@ -396,7 +399,7 @@ def choose_threshold(val_scores: np.ndarray, p: ThresholdParams) -> tuple[float,
         thr = float(p.value)
         details["value"] = thr
         explanation = (
-            f"flag when {what} exceeds {thr:.4g}, a number set in params (sensor.threshold.value); "
+            f"flag when {what} exceeds {thr:.4g}, a number set in params (threshold.value); "
             f"{_pct(float(np.mean(s > thr)))} of validation points lie above it"
         )
     else:  # pragma: no cover - ThresholdParams validates the literal

@@ -19,6 +19,7 @@ sweep_latent       :meth:`UseCase.sweep_data` (optional: fixed-size inputs to sw
 report             :meth:`UseCase.report_section`
 aeflow promote     :meth:`UseCase.promotion_score`
 aeflow retrain     :meth:`UseCase.landing_folder`
+aeflow monitor     :meth:`UseCase.stream_scorer` (optional: score rows of a CSV as they arrive)
 check-params       :meth:`UseCase.input_shape`
 =================  ===================================================================================
 """
@@ -125,6 +126,13 @@ class UseCase:
     def landing_folder(self, params: Params) -> tuple[str, str | None]:
         """(params key, folder) where new files for retraining land; folder is None for non-file sources."""
         return f"{self.name}.ingest", None
+
+    def stream_scorer(self, model: Any) -> Any:
+        """What ``aeflow monitor`` feeds a CSV's rows to, one at a time, for a trained ``model`` (the
+        autoencoder with its ``data_config``): an object with ``columns`` (those a row needs),
+        ``push(row) -> (score, flagged, note)`` (``row``: column → text; ``note``: what to print beside a
+        flagged row), ``alarm`` (whether the last row raised an alarm) and ``summary()``."""
+        raise ParamsError(f"use case {self.name!r} has no stream scorer: `aeflow monitor` cannot score it")
 
     def input_shape(self, params: Params) -> list[int] | None:
         """One model input's shape when params alone determine it (``None`` when only the data knows)."""

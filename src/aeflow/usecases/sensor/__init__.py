@@ -148,6 +148,11 @@ class Sensor(UseCase):
         folder = i.path if i.source == "csv" and i.path and Path(i.path).is_dir() else None
         return "sensor.ingest.path", folder
 
+    def stream_scorer(self, model: Any) -> Any:
+        from aeflow.usecases.sensor.detector import AnomalyDetector, RowStream
+
+        return RowStream(AnomalyDetector.from_model(model))
+
     def input_shape(self, params: Params) -> list[int] | None:
         ingest = params.sensor.ingest
         if ingest.source == "simulator":

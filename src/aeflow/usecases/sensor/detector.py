@@ -275,3 +275,32 @@ class StreamScorer:
     def run(self, rows: Iterator[np.ndarray]) -> Iterator[tuple[float, bool]]:
         for row in rows:
             yield self.push(row)
+
+
+class RowStream:
+    """``aeflow monitor`` for a sensor detector: CSV rows (column → text) into :class:`StreamScorer`; an
+    empty cell is a missing reading (carried over, as in batch scoring), any other text is an error."""
+
+    def __init__(self, detector: AnomalyDetector) -> None:
+        self.detector = detector
+        self.scorer = StreamScorer(detector)
+        self.columns = detector.sensors
+
+    @property
+    def alarm(self) -> bool:
+        return self.scorer.alarm
+
+    def push(self, row: dict[str, Any]) -> tuple[float, bool, str]:
+        reading = []
+        for s in self.columns:
+            cell = row.get(s)
+            try:
+                reading.append(float(cell) if cell not in ("", None) else math.nan)
+            except ValueError:
+                raise DataError(f"column {s!r}: {cell!r} is not a number. Fix the value.") from None
+        score, flag = self.scorer.push(np.asarray(reading))
+        return score, bool(flag), ""
+
+    def summary(self) -> str:
+        d = self.detector
+        return f"threshold {d.threshold:.6g}, cooldown {d.cooldown} rows"

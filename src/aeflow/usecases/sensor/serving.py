@@ -30,7 +30,8 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
         from aeflow.models.registry import load_model
         from aeflow.usecases.sensor.detector import AnomalyDetector
 
-        self.detector = AnomalyDetector.from_model(load_model(context.artifacts["model"]))
+        self.model = load_model(context.artifacts["model"])  # with its settings (aeflow monitor reads them)
+        self.detector = AnomalyDetector.from_model(self.model)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
