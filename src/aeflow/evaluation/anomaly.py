@@ -16,6 +16,7 @@ autoencoder, so the comparison is fair. All functions are pure: NumPy arrays in,
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -396,3 +397,16 @@ def false_alarm_rate(labels: np.ndarray, flags: np.ndarray, grace: int) -> float
         recovering[end : min(len(y), end + grace)] = True
     normal = ~y & ~recovering
     return float(f[normal].mean()) if normal.any() else None
+
+
+def write_pr_curve(path: Path, labels: np.ndarray, scores: np.ndarray, points: int = 200) -> None:
+    """Precision against recall over every threshold (at most ``points`` rows) as CSV for ``dvc plots``."""
+    from sklearn.metrics import precision_recall_curve
+
+    if not labels.any() or labels.all():
+        path.write_text("recall,precision\n", encoding="utf-8")
+        return
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    keep = np.unique(np.linspace(0, len(recall) - 1, min(points, len(recall))).round().astype(int))
+    rows = "".join(f"{recall[i]:.5f},{precision[i]:.5f}\n" for i in keep[::-1])
+    path.write_text("recall,precision\n" + rows, encoding="utf-8")

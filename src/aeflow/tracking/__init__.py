@@ -416,3 +416,11 @@ def run_record(tracking: TrackingParams, logger: Any, use_case: str) -> dict[str
         "experiment_name": experiment_name(tracking, use_case),
         "tracking_uri": tracking.resolved_uri(),
     }
+
+
+def bad_request(message: str) -> Exception:
+    """An error ``mlflow models serve`` answers with HTTP 400 and ``message`` (a pyfunc's bad request)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)

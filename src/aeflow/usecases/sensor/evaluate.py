@@ -107,19 +107,6 @@ def method_scores(
     return out
 
 
-def _write_pr_curve(path: Path, labels: np.ndarray, scores: np.ndarray, points: int = 200) -> None:
-    """Precision against recall over every threshold (at most ``points`` rows) as CSV for ``dvc plots``."""
-    from sklearn.metrics import precision_recall_curve
-
-    if not labels.any() or labels.all():
-        path.write_text("recall,precision\n", encoding="utf-8")
-        return
-    precision, recall, _ = precision_recall_curve(labels, scores)
-    keep = np.unique(np.linspace(0, len(recall) - 1, min(points, len(recall))).round().astype(int))
-    rows = "".join(f"{recall[i]:.5f},{precision[i]:.5f}\n" for i in keep[::-1])
-    path.write_text("recall,precision\n" + rows, encoding="utf-8")
-
-
 def _write_timeline(
     path: Path, method: tuple[np.ndarray, float, Any], labels: np.ndarray, start: int
 ) -> None:
@@ -201,7 +188,7 @@ def evaluate(
             stem = safe_name(s.name)
             if s is series[0]:  # data for `dvc plots` (first series): PR curve per method, error timeline
                 for name, (sc, _, _) in methods.items():
-                    _write_pr_curve(tmp / f"pr_{name}.csv", labels[a0:a1], sc[a0:a1])
+                    anomaly.write_pr_curve(tmp / f"pr_{name}.csv", labels[a0:a1], sc[a0:a1])
                 _write_timeline(tmp / "timeline.csv", methods["autoencoder"], labels, a0)
             score, thr, _ = methods["autoencoder"]
             png = anomaly_timeline(

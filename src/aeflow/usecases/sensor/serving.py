@@ -21,6 +21,7 @@ import pandas as pd
 
 from aeflow.errors import DataError
 from aeflow.sections import TrackingParams
+from aeflow.tracking import bad_request
 
 
 class DetectorModel(mlflow.pyfunc.PythonModel):
@@ -41,7 +42,7 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
         try:
             d.check_columns([str(c) for c in frame.columns], "request")
         except DataError as exc:
-            raise _bad_request(str(exc)) from None
+            raise bad_request(str(exc)) from None
         values = readings(frame, d.sensors)
         scores = d.score(values)
         flags = d.flags(scores)
@@ -67,19 +68,11 @@ def readings(frame: pd.DataFrame, sensors: list[str]) -> np.ndarray:
         row, col = (int(i) for i in np.argwhere(bad)[0])
         value = frame[sensors].iloc[row, col]
         shown = "null" if value is None or (isinstance(value, float) and np.isnan(value)) else repr(value)
-        raise _bad_request(
+        raise bad_request(
             f"request: row {row}, column '{sensors[col]}' is {shown}, not a finite number "
             f"({int(bad.sum())} such value(s) in all). Fix: send a number for every sensor in every row."
         )
     return numbers.to_numpy(dtype=np.float32)
-
-
-def _bad_request(message: str) -> Exception:
-    """An error ``mlflow models serve`` answers with HTTP 400 and ``message``."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-
-    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
 
 
 def log_detector(

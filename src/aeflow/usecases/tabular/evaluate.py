@@ -108,20 +108,12 @@ def attribution_hits(meta: pd.DataFrame, order: np.ndarray, columns: list[str], 
     }
 
 
-def _write_pr_curve(path: Path, labels: np.ndarray, scores: np.ndarray, points: int = 200) -> None:
-    from sklearn.metrics import precision_recall_curve
-
-    precision, recall, _ = precision_recall_curve(labels, scores)
-    keep = np.unique(np.linspace(0, len(recall) - 1, min(points, len(recall))).round().astype(int))
-    rows = "".join(f"{recall[i]:.5f},{precision[i]:.5f}\n" for i in keep[::-1])
-    path.write_text("recall,precision\n" + rows, encoding="utf-8")
-
-
 def evaluate(
     params: Params, data: Path, inputs: Path, models: Path, results: Path, plots: Path
 ) -> dict[str, Any]:
     """Score the test split with the trained detector and every baseline; figures and the attribution."""
     from aeflow import tracking
+    from aeflow.evaluation import anomaly
     from aeflow.evaluation.thresholds import choose_threshold
     from aeflow.models.registry import load_model
     from aeflow.report.figures import bar_chart
@@ -221,7 +213,7 @@ def evaluate(
     write_json(results / SCORES, report)
     with atomic_dir(plots) as tmp:
         for name, (scores, _, _, _) in methods.items():
-            _write_pr_curve(tmp / f"pr_{name}.csv", labels, scores)
+            anomaly.write_pr_curve(tmp / f"pr_{name}.csv", labels, scores)
         (tmp / "column_shares.png").write_bytes(
             bar_chart(
                 scorer.columns,

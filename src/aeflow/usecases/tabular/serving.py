@@ -19,6 +19,7 @@ import pandas as pd
 
 from aeflow.errors import DataError
 from aeflow.sections import TrackingParams
+from aeflow.tracking import bad_request
 
 
 class TabularModel(mlflow.pyfunc.PythonModel):
@@ -45,15 +46,7 @@ class TabularModel(mlflow.pyfunc.PythonModel):
             self.scorer.encoder.check_columns([str(c) for c in frame.columns], "request", extra_allowed=True)
             return self.scorer.answer(frame, "request", top_k)
         except DataError as exc:
-            raise _bad_request(str(exc)) from None
-
-
-def _bad_request(message: str) -> Exception:
-    """An error ``mlflow models serve`` answers with HTTP 400 and ``message``."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-
-    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+            raise bad_request(str(exc)) from None
 
 
 def signature(scorer: Any) -> Any:
