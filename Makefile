@@ -6,13 +6,13 @@ STAMP := $(VENV)/.aeflow-installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup run test lint ui benchmark clean
+.PHONY: setup run test lint ui server benchmark clean
 
 # pip (not uv/poetry): it honours this machine's pip settings and local wheels. The torch triple is pinned
 # in pyproject.toml; everything else is pinned in constraints.txt.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || python3 -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,spark]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -33,6 +33,10 @@ lint: setup
 
 ui: setup  ## MLflow UI on http://127.0.0.1:5000 (local only)
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+# A team's tracking server: MLflow on PostgreSQL ($$AEFLOW_DATABASE_URL, else a local cluster in .aeflow/server)
+server: setup
+	aeflow server --port 5000
 
 benchmark: setup
 	python benchmarks/mnist_vs_pca.py

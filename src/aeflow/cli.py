@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -259,8 +260,13 @@ def promote(
     ),
     dry_run: Annotated[bool, typer.Option(help="score and decide, but record nothing, move nothing")] = False,
     history: Annotated[bool, typer.Option(help="print every version's gate record and exit")] = False,
+    version: Annotated[
+        str | None, typer.Option(help="gate this registered version (default: the one @challenger names)")
+    ] = None,
 ) -> None:
     """Champion/challenger gate: promote the challenger only if it beats the champion by the margin.
+
+    One gate at a time decides per registered model, also across machines sharing a tracking server.
 
     Exit codes: 0 promoted, 3 kept the champion, 1 failed (nothing moved), 2 bad usage.
     """
@@ -296,7 +302,7 @@ def promote(
                 )
             console.print(table)
             return
-        record = gate.run(loaded, uc, dry_run=dry_run)
+        record = gate.run(loaded, uc, dry_run=dry_run, version=version)
     except AeflowError as exc:
         console.print(f"[red]{uc}: {exc}[/red]")
         raise typer.Exit(1) from None
@@ -344,6 +350,119 @@ def retrain(
         )
     console.print(table)
     raise typer.Exit(code)
+
+
+@app.command("score")
+def score(
+    model: Annotated[
+        str, typer.Option(help="pyfunc URI: models:/aeflow-tabular@champion, models:/NAME/3, a folder")
+    ],
+    input: Annotated[Path, typer.Option("--input", help="a CSV/Parquet file, or a folder of them")],
+    output: Annotated[Path, typer.Option(help="Parquet output (pandas: one file; spark: a folder of parts)")],
+    engine: Annotated[str, typer.Option(help="pandas (this process) | spark")] = "pandas",
+    master: Annotated[str, typer.Option(help="Spark master URL (engine spark)")] = "local[*]",
+    series: Annotated[
+        str | None, typer.Option(help="series models: the column naming each series (default: one per file)")
+    ] = None,
+    order: Annotated[str | None, typer.Option(help="series models: the column giving time order")] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow store of models:/ URIs (default: params.yaml / env)")
+    ] = None,
+) -> None:
+    """Batch scoring: a registered detector over a file or folder, answers to Parquet (pandas or Spark).
+
+    Every input row comes back with the model's answer (score, flag, ...) and its source file. Tables are
+    scored row by row; sensor detectors one state per series, in time order. Exit codes: 0 done, 1 failed
+    (the previous output is untouched).
+    """
+    import json
+
+    import mlflow
+
+    from aeflow import scoring
+
+    if model.startswith(("models:/", "runs:/")):
+        from aeflow.params import load_params
+
+        uri = tracking_uri or (
+            load_params().tracking.resolved_uri() if Path("params.yaml").is_file() else "sqlite:///mlflow.db"
+        )
+        mlflow.set_tracking_uri(uri)
+        os.environ["MLFLOW_TRACKING_URI"] = uri  # Spark's Python workers resolve models:/ URIs too
+    try:
+        result = scoring.score(
+            model,
+            input,
+            output,
+            engine,
+            series,
+            order,
+            master,
+            echo=lambda line: console.print(line, markup=False, highlight=False),
+        )
+    except AeflowError as exc:
+        console.print(f"[red]score failed: {exc}[/red]")
+        raise typer.Exit(1) from None
+    print(json.dumps(result))
+
+
+@app.command("server")
+def server(
+    port: Annotated[int, typer.Option(help="HTTP port on 127.0.0.1")] = 5000,
+    artifacts: Annotated[
+        str,
+        typer.Option(help="artifact store: a folder, or an s3://… URI (credentials from the environment)"),
+    ] = ".aeflow/server/artifacts",
+    folder: Annotated[
+        Path, typer.Option(help="the local PostgreSQL cluster and the server log (AEFLOW_DATABASE_URL unset)")
+    ] = Path(".aeflow/server"),
+    workers: Annotated[int, typer.Option(help="MLflow server worker processes")] = 2,
+) -> None:
+    """A tracking server for a team: MLflow on PostgreSQL, bound to 127.0.0.1, until Ctrl-C.
+
+    The database is ``$AEFLOW_DATABASE_URL`` (postgresql://user:password@host:5432/db; the password stays in
+    the environment, never in params.yaml or git). Unset, aeflow runs its own PostgreSQL cluster in
+    FOLDER/postgres, reachable through a Unix socket only (Debian's postgresql package is installed when
+    missing). Point aeflow at the server with ``export MLFLOW_TRACKING_URI=http://127.0.0.1:PORT``.
+    """
+    import contextlib
+    import signal
+    import socket
+
+    from aeflow.tracking.server import DATABASE_ENV, LocalPostgres, ServerError, tracking_server
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            console.print(
+                f"[red]port {port} on 127.0.0.1 is taken (`make ui`?). Fix: --port {port + 1}[/red]"
+            )
+            raise typer.Exit(2) from None
+    # systemd and `kill` stop with SIGTERM: unwind like Ctrl-C so PostgreSQL is shut down cleanly
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    folder.mkdir(parents=True, exist_ok=True)
+    url = os.environ.get(DATABASE_ENV)
+    try:
+        with contextlib.ExitStack() as stack:
+            if url:
+                where = f"{DATABASE_ENV} ({url.split('@')[-1]})"
+            else:
+                pg = stack.enter_context(LocalPostgres(folder / "postgres").running())
+                url, where = pg.url, f"PostgreSQL in {pg.data} (Unix socket {pg.socket_dir})"
+            base = stack.enter_context(tracking_server(url, artifacts, folder / "server.log", port, workers))
+            console.print(
+                f"MLflow server at {base} on {where}; artifacts in {artifacts}; log {folder}/server.log"
+            )
+            console.print(f"Use it:  export MLFLOW_TRACKING_URI={base}    (Ctrl-C stops the server)")
+            console.file.flush()  # a log file or a pipe (systemd, tee) sees it now, not at exit
+            while True:
+                signal.pause()
+    except KeyboardInterrupt:
+        console.print("stopped")
+    except ServerError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
 
 
 @app.command("sync")

@@ -12,9 +12,10 @@ import base64
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from aeflow.system import apt_install
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 APT_PACKAGES = ("chromium", "chromium-driver")
@@ -32,27 +33,7 @@ def find_chromium() -> tuple[str | None, str | None]:
 
 def apt_install_chromium() -> str:
     """Install Debian's Chromium and chromedriver; returns what went wrong ("" on success)."""
-    if not shutil.which("apt-get"):
-        return "apt-get not found (not a Debian/Ubuntu machine)"
-    if os.geteuid() == 0:
-        prefix: list[str] = []
-    elif shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0:
-        prefix = ["sudo", "-n", "env", "DEBIAN_FRONTEND=noninteractive"]
-    else:
-        return "not root and no passwordless sudo, so apt-get cannot install packages"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    lock = ["-o", "DPkg::Lock::Timeout=300"]
-    for cmd in (
-        [*prefix, "apt-get", *lock, "update", "-qq"],
-        [*prefix, "apt-get", *lock, "install", "-y", "-qq", "--no-install-recommends", *APT_PACKAGES],
-    ):
-        try:
-            res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=540)
-        except subprocess.TimeoutExpired:
-            return f"{' '.join(cmd)} timed out"
-        if res.returncode != 0:
-            return f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()[-1500:]}"
-    return ""
+    return apt_install(APT_PACKAGES)
 
 
 class Browser:

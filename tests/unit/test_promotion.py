@@ -142,3 +142,70 @@ def test_ci_workflow_is_scheduled_and_calls_aeflow_retrain():
     steps = wf["jobs"]["retrain"]["steps"]
     run = "\n".join(s.get("run", "") for s in steps)
     assert ".venv/bin/aeflow retrain" in run and '"$code" -eq 3' in run
+
+
+# ------------------------------------------------------------------------------------------ gate lease
+def _registry(tmp_path: Path):
+    from mlflow.tracking import MlflowClient
+
+    from aeflow.sections import TrackingParams
+
+    tracking = TrackingParams(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    MlflowClient(tracking_uri=tracking.tracking_uri).create_registered_model("aeflow-x")
+    return tracking
+
+
+def test_gate_lease_lets_one_holder_at_a_time_and_a_dead_holders_lease_expires(tmp_path):
+    import threading
+    import time
+
+    from aeflow.tracking import client
+    from aeflow.tracking.promotion import LEASE, LeaseTimeout, gate_lease
+
+    tracking = _registry(tmp_path)
+    order: list[str] = []
+    inside = threading.Event()
+
+    def second() -> None:
+        inside.wait()
+        with gate_lease(tracking, "aeflow-x", settle_s=0.05):
+            order.append("second in")
+
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    with gate_lease(tracking, "aeflow-x", settle_s=0.05) as token:
+        inside.set()
+        time.sleep(0.8)  # the second gate is waiting meanwhile
+        held = client(tracking).get_registered_model("aeflow-x").tags[LEASE]
+        assert held.startswith(token + "@")
+        order.append("first out")
+    waiter.join(timeout=30)
+    assert order == ["first out", "second in"]
+    assert LEASE not in client(tracking).get_registered_model("aeflow-x").tags  # released
+    # a holder that died leaves its lease; it is taken over once expired, and not before
+    client(tracking).set_registered_model_tag("aeflow-x", LEASE, f"gone:1:abc@{time.time() + 60:.0f}")
+    with (
+        pytest.raises(LeaseTimeout, match=r"aeflow-x: another gate holds the promotion lease"),
+        gate_lease(tracking, "aeflow-x", wait_s=0.3, settle_s=0.05),
+    ):
+        pass
+    client(tracking).set_registered_model_tag("aeflow-x", LEASE, f"gone:1:abc@{time.time() - 1:.0f}")
+    with gate_lease(tracking, "aeflow-x", wait_s=5, settle_s=0.05):
+        pass
+
+
+def test_retrain_gates_the_version_its_own_training_registered(tmp_path):
+    from aeflow.io import write_json
+    from aeflow.layout import Layout
+
+    p = Params()
+    run_file = Layout("mnist", tmp_path).run_file
+    assert retrain.trained_version(p, "mnist", tmp_path) is None  # nothing trained: gate @challenger
+    run_file.parent.mkdir(parents=True)
+    uri = p.tracking.resolved_uri()
+    write_json(run_file, {"registered_model": "aeflow-mnist", "version": "7", "tracking_uri": uri})
+    assert retrain.trained_version(p, "mnist", tmp_path) == "7"
+    write_json(
+        run_file, {"registered_model": "aeflow-mnist", "version": "7", "tracking_uri": "http://elsewhere"}
+    )
+    assert retrain.trained_version(p, "mnist", tmp_path) is None  # registered in another store

@@ -158,6 +158,25 @@ def test_break_dependency_moves_values_far_from_their_own():
         assert abs(after - before) >= 1 / 3 - 0.01, (c, before, after)
 
 
+def test_break_dependency_always_changes_sparse_and_constant_columns_are_left_alone():
+    """In a mostly-zero column a 0 must not be "replaced" by another 0 (a corruption that changes nothing
+    cannot be found by any attribution); a column with one value cannot be changed and is never chosen."""
+    rng = np.random.default_rng(1)
+    ref = pd.DataFrame(
+        {
+            "sparse": (rng.random(1000) < 0.1).astype(float) * rng.integers(1, 5, 1000),
+            "binary": (rng.random(1000) < 0.05).astype(float),
+            "flat": np.full(1000, 3.0),
+        }
+    )
+    rows = ref[(ref["sparse"] == 0) & (ref["binary"] == 0)].iloc[:200]
+    out, changed = break_dependency(rows, ref, 1, rng)
+    assert {c for (c,) in changed} == {"sparse", "binary"}
+    for i, (c,) in enumerate(changed):
+        assert out[c].iat[i] != rows[c].iat[i] and out[c].iat[i] in set(ref[c]), (c, out[c].iat[i])
+    assert (out["flat"] == 3.0).all()
+
+
 # ------------------------------------------------------------------------------------------ encoder
 def test_encoder_scales_on_training_rows_and_one_hots_with_an_other_slot():
     train = pd.DataFrame({"a": [1.0, 2.0, 3.0, np.nan], "c": ["x", "x", "y", None]})

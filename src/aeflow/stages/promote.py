@@ -40,8 +40,20 @@ def score_version(params: Params, use_case: str, name: str, version: str, root: 
     return usecases.get(use_case).promotion_score(params, f"models:/{name}/{version}", root)
 
 
-def run(params: Params, use_case: str, root: Path = Path("."), dry_run: bool = False) -> dict[str, Any]:
+def run(
+    params: Params,
+    use_case: str,
+    root: Path = Path("."),
+    dry_run: bool = False,
+    version: str | None = None,
+) -> dict[str, Any]:
     """The gate for one use case: returns the decision record (also written on the model version).
+
+    ``version`` gates that registered version instead of the one ``@challenger`` points at (a retrain
+    names its own: another retrain may have moved the alias since). The whole decision (aliases read,
+    both scored, record written, alias moved) runs under the registered model's gate lease
+    (:func:`~aeflow.tracking.promotion.gate_lease`), so gates racing on one tracking server decide one
+    after the other, each against the champion the previous one left.
 
     Raises:
         GateError: nothing to decide on (no challenger), the challenger's run did not finish, or the
@@ -50,6 +62,24 @@ def run(params: Params, use_case: str, root: Path = Path("."), dry_run: bool = F
     import mlflow
 
     from aeflow.tracking import registered_model_name
+    from aeflow.tracking.promotion import LeaseTimeout, gate_lease
+
+    check_paths(use_case, root)
+    tracking = params.tracking
+    mlflow.set_tracking_uri(tracking.resolved_uri())
+    name = registered_model_name(tracking, use_case)
+    if dry_run:  # records and moves nothing: no reason to wait for, or hold up, a real decision
+        return _decide(params, use_case, name, root, dry_run, version)
+    try:
+        with gate_lease(tracking, name):
+            return _decide(params, use_case, name, root, dry_run, version)
+    except LeaseTimeout as exc:
+        raise GateError(str(exc)) from None
+
+
+def _decide(
+    params: Params, use_case: str, name: str, root: Path, dry_run: bool, version: str | None
+) -> dict[str, Any]:
     from aeflow.tracking.promotion import (
         CHALLENGER,
         CHAMPION,
@@ -58,19 +88,23 @@ def run(params: Params, use_case: str, root: Path = Path("."), dry_run: bool = F
         decide,
         record_decision,
         run_status,
+        versions_of,
     )
 
-    check_paths(use_case, root)
     tracking = params.tracking
-    mlflow.set_tracking_uri(tracking.resolved_uri())
     gate = params.use_case(use_case).promotion
-    name = registered_model_name(tracking, use_case)
-    challenger = alias_version(tracking, name, CHALLENGER)
+    challenger = version or alias_version(tracking, name, CHALLENGER)
     champion = alias_version(tracking, name, CHAMPION)
     if challenger is None:
         raise GateError(
             f"{name}: no '{CHALLENGER}' alias, so there is nothing to promote. Fix: train one first "
             f"(dvc repro train@{use_case}, or aeflow retrain --use-case {use_case})."
+        )
+    known = versions_of(tracking, name) if version is not None else []
+    if version is not None and version not in known:
+        raise GateError(
+            f"{name}: there is no version {version} (versions: {', '.join(known) or 'none'}). "
+            "Fix: pass one of those to --version."
         )
     status = run_status(tracking, name, challenger)
     if status != "FINISHED":

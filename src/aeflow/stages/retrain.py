@@ -33,7 +33,8 @@ from typing import Any
 
 from aeflow.config import Params
 from aeflow.errors import AeflowError
-from aeflow.layout import REPORT
+from aeflow.io import read_json
+from aeflow.layout import REPORT, Layout
 
 EXIT_PROMOTED, EXIT_FAILED, EXIT_KEPT, EXIT_BUSY = 0, 1, 3, 4
 
@@ -153,6 +154,22 @@ def run(
     return code, summary
 
 
+def trained_version(params: Params, uc: str, root: Path) -> str | None:
+    """The registered version this checkout's train stage produced (its ``run.json``), when it went to the
+    store this retrain gates on; ``None`` (gate ``@challenger``) otherwise. Another machine's retrain may
+    have moved ``@challenger`` since: this retrain decides for the model it trained."""
+    from aeflow.tracking import registered_model_name
+
+    run_file = Layout(uc, root).run_file
+    if not run_file.is_file():
+        return None
+    run = read_json(run_file)
+    same_store = run.get("tracking_uri") in (None, params.tracking.resolved_uri())
+    if run.get("registered_model") != registered_model_name(params.tracking, uc) or not same_store:
+        return None
+    return str(run["version"]) if run.get("version") is not None else None
+
+
 def _one(params: Params, uc: str, root: Path, landing: Path | None, echo: Callable[[str], None]) -> dict:
     from aeflow.stages import promote
     from aeflow.tracking import registered_model_name
@@ -165,7 +182,7 @@ def _one(params: Params, uc: str, root: Path, landing: Path | None, echo: Callab
         out["new_files"] = take_landing(params, uc, landing, root) if landing else []
         dvc(root, "repro", "--force", "--single-item", f"ingest@{uc}", echo=echo)
         dvc(root, "repro", f"evaluate@{uc}", echo=echo)
-        record = promote.run(params, uc, root)
+        record = promote.run(params, uc, root, version=trained_version(params, uc, root))
     except AeflowError as exc:
         echo(f"{uc}: FAILED: {exc}")
         out.update(

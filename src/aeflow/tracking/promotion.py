@@ -6,13 +6,22 @@
   :func:`record_decision`, which writes the decision as tags and a description line on the challenger's
   version and moves ``champion`` only when the challenger won.
 * :func:`history` reads the decisions back for the report and ``aeflow promote --history``.
+* :func:`gate_lease` lets one gate at a time decide for a registered model, whichever machine it runs on:
+  two retrains racing on one server would otherwise both score their challenger against the same old
+  champion, both win, and the last alias write would decide, unrecorded.
 
 Everything here goes through ``MlflowClient``; nothing else in the project moves an alias.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +31,11 @@ from aeflow.tracking import client
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 GATE = "aeflow.gate."  # prefix of the decision tags on a model version
+LEASE = GATE + "lease"  # registered-model tag: who decides now, until when (see gate_lease)
+
+
+class LeaseTimeout(TimeoutError):
+    """Another gate held the registered model's lease for longer than this one would wait."""
 
 
 @dataclass(frozen=True)
@@ -71,9 +85,71 @@ def aliases(tracking: TrackingParams, name: str) -> dict[str, str]:
         return {}
 
 
+def _holder(tracking: TrackingParams, name: str) -> str | None:
+    tags = client(tracking).get_registered_model(name).tags or {}
+    return tags.get(LEASE)
+
+
+@contextlib.contextmanager
+def gate_lease(
+    tracking: TrackingParams,
+    name: str,
+    wait_s: float = 900.0,
+    hold_s: float = 1800.0,
+    settle_s: float = 1.0,
+) -> Iterator[str]:
+    """Hold the registered model's gate lease while the block runs (aliases read, scored, moved).
+
+    The tracking store offers no compare-and-set, so the lease is a registered-model tag written and read
+    back: a gate takes it only when the tag is empty or expired, writes its own token (host, pid, a random
+    id, an expiry ``hold_s`` ahead), waits ``settle_s`` and reads it back. Two gates that wrote at the same
+    moment both read the last write, so exactly one goes on and the other waits; a gate that died leaves a
+    lease that expires. Raises :class:`LeaseTimeout` after ``wait_s``.
+    """
+    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    c = client(tracking)
+    deadline = time.monotonic() + wait_s
+    pause = settle_s
+    while True:
+        held = _holder(tracking, name)
+        if held is None or _expired(held):
+            c.set_registered_model_tag(name, LEASE, f"{token}@{time.time() + hold_s:.0f}")
+            time.sleep(settle_s)
+            held = _holder(tracking, name)
+            if held is not None and held.startswith(token + "@"):
+                break
+        if time.monotonic() > deadline:
+            raise LeaseTimeout(
+                f"{name}: another gate holds the promotion lease ({held}) for over {wait_s:.0f} s. "
+                f"Fix: wait for it, or delete the registered model's '{LEASE}' tag if that process is gone."
+            )
+        time.sleep(pause)
+        pause = min(pause * 1.5, 10.0)
+    try:
+        yield token
+    finally:
+        with contextlib.suppress(Exception):  # an expired or stolen lease is no longer ours to delete
+            held = _holder(tracking, name)
+            if held is not None and held.startswith(token + "@"):
+                c.delete_registered_model_tag(name, LEASE)
+
+
+def _expired(held: str) -> bool:
+    try:
+        return float(held.rsplit("@", 1)[1]) < time.time()
+    except (IndexError, ValueError):
+        return True  # not a lease this code wrote
+
+
 def mark_candidate(tracking: TrackingParams, name: str, version: str) -> dict[str, str]:
     """Call after a training run *finished*: its version becomes ``challenger`` (and ``champion`` when the
-    model has none). Returns the aliases it set."""
+    model has none, decided under the gate lease so that two first trainings cannot both be first).
+    Returns the aliases it set."""
+    with gate_lease(tracking, name, settle_s=0.3):
+        return _mark_candidate(tracking, name, version)
+
+
+def _mark_candidate(tracking: TrackingParams, name: str, version: str) -> dict[str, str]:
     c = client(tracking)
     c.set_registered_model_alias(name, CHALLENGER, version)
     moved = {CHALLENGER: version}
@@ -88,6 +164,15 @@ def mark_candidate(tracking: TrackingParams, name: str, version: str) -> dict[st
             c.set_model_version_tag(name, version, GATE + key, value)
         moved[CHAMPION] = version
     return moved
+
+
+def versions_of(tracking: TrackingParams, name: str) -> list[str]:
+    """Every version number of a registered model, oldest first (empty when it does not exist)."""
+    try:
+        found = client(tracking).search_model_versions(f"name='{name}'")
+    except Exception:
+        return []
+    return sorted((str(mv.version) for mv in found), key=int)
 
 
 def run_status(tracking: TrackingParams, name: str, version: str) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from aeflow.errors import DataError
+from aeflow.scoring import UNIT_KEY
 from aeflow.sections import TrackingParams
 from aeflow.tracking import bad_request
 
@@ -75,6 +76,41 @@ def readings(frame: pd.DataFrame, sensors: list[str]) -> np.ndarray:
     return numbers.to_numpy(dtype=np.float32)
 
 
+#: aeflow score: readings in time order, one detector state per series
+METADATA = {UNIT_KEY: "series"}
+
+
+def signature(sensors: list[str]) -> Any:
+    """Input: one double column per sensor; output: the answer's columns."""
+    from mlflow.models import infer_signature
+
+    example = pd.DataFrame({s: np.zeros(3, dtype=np.float64) for s in sensors})
+    output = pd.DataFrame(
+        {"score": [0.0] * 3, "flag": [False] * 3, "alarm": [False] * 3, "threshold": [1.0] * 3}
+    )
+    return infer_signature(example, output)
+
+
+def save_pyfunc(model: Any, folder: Path) -> Path:
+    """The detector as a local pyfunc folder, as :func:`log_detector` logs it (``model`` carries its
+    ``data_config``): batch scoring and tests without a tracking store."""
+    import mlflow.pyfunc
+
+    from aeflow.models.registry import save_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / "model.pt"
+    save_model(model, str(weights))
+    mlflow.pyfunc.save_model(
+        str(folder / "pyfunc"),
+        python_model=DetectorModel(),
+        artifacts={"model": str(weights)},
+        signature=signature(list(model.data_config["sensors"])),
+        metadata=METADATA,
+    )
+    return folder / "pyfunc"
+
+
 def log_detector(
     tracking: TrackingParams,
     run_id: str,
@@ -86,7 +122,6 @@ def log_detector(
     """Log the detector pyfunc (with an input/output signature) to ``run_id`` and register a new version."""
     import mlflow
     import torch
-    from mlflow.models import infer_signature
 
     from aeflow import __version__
     from aeflow.tracking import registered, registered_model_name
@@ -94,16 +129,13 @@ def log_detector(
     mlflow.set_tracking_uri(tracking.resolved_uri())
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
     name = registered_model_name(tracking, use_case)
-    example = pd.DataFrame({s: np.zeros(3, dtype=np.float64) for s in sensors})
-    output = pd.DataFrame(
-        {"score": [0.0] * 3, "flag": [False] * 3, "alarm": [False] * 3, "threshold": [1.0] * 3}
-    )
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="detector",
             python_model=DetectorModel(),
             artifacts={"model": str(model_file)},
-            signature=infer_signature(example, output),
+            signature=signature(sensors),
+            metadata=METADATA,
             pip_requirements=[
                 f"torch=={torch.__version__.split('+')[0]}",
                 f"mlflow=={mlflow.__version__}",

@@ -127,27 +127,50 @@ def break_dependency(
     rows: pd.DataFrame, reference: pd.DataFrame, columns: int, rng: np.random.Generator
 ) -> tuple[pd.DataFrame, list[list[str]]]:
     """Each row with ``columns`` of its columns replaced by values of other ``reference`` rows that lie far
-    from its own (a different category; a numeric value at least a third of the column's distribution
-    away), and the names of the columns changed per row."""
+    from its own (a different category; a different numeric value at least a third of the column's
+    distribution away), and the names of the columns changed per row.
+
+    Positions in the distribution are mid-ranks (ties share the middle of their block), for the row's own
+    value and for the candidates alike: in a sparse column (mostly 0) a 0 sits at its block's middle, so a
+    non-zero value is far from it and another 0 never is. A column with one value only cannot be changed and
+    is never chosen; every reported change is a real one.
+    """
     out = rows.copy().reset_index(drop=True)
-    names = list(out.columns)
+    names = [c for c in out.columns if reference[c].nunique(dropna=True) > 1]
+    if not names:
+        raise DataError("no column takes two values in the reference rows: nothing to break a dependency of")
     k = min(columns, len(names))
     changed: list[list[str]] = []
-    ranks = {c: reference[c].rank(pct=True).to_numpy() for c in names if reference[c].dtype.kind in "fiu"}
+    numeric = {
+        c: np.sort(reference[c].dropna().to_numpy(dtype=np.float64))
+        for c in names
+        if reference[c].dtype.kind in "fiu"
+    }
+
+    def mid_rank(c: str, values: np.ndarray) -> np.ndarray:
+        ref = numeric[c]
+        below = np.searchsorted(ref, values, side="left")
+        above = np.searchsorted(ref, values, side="right")
+        return (below + above) / (2.0 * len(ref))
+
+    ranks = {c: mid_rank(c, reference[c].to_numpy(dtype=np.float64)) for c in numeric}
     for i in range(len(out)):
         chosen = list(rng.choice(names, size=k, replace=False))
         for c in chosen:
             ref = reference[c]
-            if c in ranks:
-                own = float((ref < out.at[i, c]).mean()) if pd.notna(out.at[i, c]) else 0.5
-                far = np.flatnonzero((np.abs(ranks[c] - own) >= 1 / 3) & ref.notna().to_numpy())
-                pool = far if len(far) else np.flatnonzero(ref.notna().to_numpy())
+            current = out.at[i, c]
+            if c in numeric:
+                own = (
+                    float(mid_rank(c, np.array([current], dtype=np.float64))[0]) if pd.notna(current) else 0.5
+                )
+                usable = ref.notna().to_numpy() & (ref.to_numpy(dtype=np.float64) != current)
+                far = np.flatnonzero((np.abs(ranks[c] - own) >= 1 / 3) & usable)
+                pool = far if len(far) else np.flatnonzero(usable)
                 out.at[i, c] = ref.iloc[int(rng.choice(pool))]
             else:
-                others = ref[ref != out.at[i, c]].dropna()
-                if len(others):
-                    out.at[i, c] = others.iloc[int(rng.integers(0, len(others)))]
-        changed.append(sorted(chosen, key=names.index))
+                others = ref[ref != current].dropna()
+                out.at[i, c] = others.iloc[int(rng.integers(0, len(others)))]
+        changed.append(sorted(chosen, key=list(out.columns).index))
     return out, changed
 
 

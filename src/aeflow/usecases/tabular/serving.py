@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from aeflow.errors import DataError
+from aeflow.scoring import UNIT_KEY
 from aeflow.sections import TrackingParams
 from aeflow.tracking import bad_request
 
@@ -47,6 +48,10 @@ class TabularModel(mlflow.pyfunc.PythonModel):
             return self.scorer.answer(frame, "request", top_k)
         except DataError as exc:
             raise bad_request(str(exc)) from None
+
+
+#: aeflow score: every row on its own, in any order, split anywhere
+METADATA = {UNIT_KEY: "rows"}
 
 
 def signature(scorer: Any) -> Any:
@@ -90,6 +95,7 @@ def register_scorer_file(
             artifacts={"model": str(model_file)},
             signature=sig,
             input_example=example.head(1),
+            metadata=METADATA,
             pip_requirements=[
                 f"torch=={torch.__version__.split('+')[0]}",
                 f"mlflow=={mlflow.__version__}",
@@ -99,3 +105,26 @@ def register_scorer_file(
             await_registration_for=30,
         )
     return registered(tracking, name, info, description)
+
+
+def save_pyfunc(model: Any, folder: Path) -> Path:
+    """The detector as a local pyfunc folder, as :func:`register_scorer_file` logs it (``model`` carries
+    its ``data_config``): batch scoring and benchmarks without a tracking store."""
+    import mlflow.pyfunc
+
+    from aeflow.models.registry import save_model
+    from aeflow.usecases.tabular.scorer import TabularScorer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / "model.pt"
+    save_model(model, str(weights))
+    sig, example = signature(TabularScorer.from_model(model))
+    mlflow.pyfunc.save_model(
+        str(folder / "pyfunc"),
+        python_model=TabularModel(),
+        artifacts={"model": str(weights)},
+        signature=sig,
+        input_example=example.head(1),
+        metadata=METADATA,
+    )
+    return folder / "pyfunc"

@@ -1,0 +1,114 @@
+"""Benchmark: ``aeflow score`` on Spark against the pandas path, rows per second on one table.
+
+A tabular detector (the use case's MLP, briefly trained on a ``--columns``-column table of correlated
+columns; speed does not depend on how well it learned) saved as the pyfunc ``aeflow score`` loads, and
+``--rows`` rows of the same kind in Parquet files. Then the same input is scored by the pandas engine and by
+Spark in local mode on 1 and on 2 cores (``local[1]``, ``local[2]``), each through
+:func:`aeflow.scoring.score` end to end (reading, scoring, writing Parquet; Spark's session start included,
+as a user pays it). Rows/s of each, and Spark's as a ratio of pandas' measured in the same run.
+
+Target (issue 19): Spark local on 2 cores ≥ 0.5 × the pandas path's rows/s on 1M rows; and how rows/s grows
+from 1 to 2 cores. Both engines' scores are compared too (largest difference printed).
+
+    python benchmarks/spark_scoring.py [--rows 1000000] [--columns 30] [--files 4] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_inputs(root: Path, rows: int, columns: int, files: int, seed: int) -> tuple[Path, Path]:
+    import yaml
+
+    from aeflow.params import parse_params
+    from aeflow.training.service import fit_model
+    from aeflow.usecases.tabular.encoding import Encoder
+    from aeflow.usecases.tabular.serving import save_pyfunc
+
+    params = parse_params(yaml.safe_load((ROOT / "params.yaml").read_text()), ROOT / "params.yaml")
+    rng = np.random.default_rng(seed)
+    mixing = rng.normal(size=(8, columns))
+    names = [f"c{i:02d}" for i in range(columns)]
+    train = pd.DataFrame(rng.normal(size=(5000, 8)) @ mixing, columns=names)
+    encoder = Encoder.fit(train, names, [], "standard", 20)
+    x = encoder.transform(train)
+    settings = params.tabular.train.model_copy(update={"epochs": 2})
+    model, _ = fit_model(
+        params, "tabular", params.tabular.model, settings, (x[:4000], None, x[4000:], None), "identity"
+    )
+    model.data_config = {"use_case": "tabular", "encoder": encoder.to_json(), "threshold": 1.0}
+    pyfunc = save_pyfunc(model, root / "model")
+    data = root / "rows"
+    data.mkdir()
+    per_file = rows // files
+    for i in range(files):
+        part = pd.DataFrame(rng.normal(size=(per_file, 8)) @ mixing, columns=names)
+        part.insert(0, "id", np.arange(i * per_file, (i + 1) * per_file))
+        part.to_parquet(data / f"part-{i}.parquet", index=False)
+    return pyfunc, data
+
+
+def timed(model: Path, data: Path, out: Path, engine: str, master: str = "local[*]") -> dict[str, Any]:
+    from aeflow.scoring import score
+
+    began = time.perf_counter()
+    result = score(str(model), data, out, engine=engine, master=master, echo=lambda line: None)
+    took = time.perf_counter() - began
+    return {"rows": result["rows"], "seconds": round(took, 2), "rows_per_second": result["rows"] / took}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--columns", type=int, default=30)
+    ap.add_argument("--files", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        model, data = make_inputs(root, args.rows, args.columns, args.files, args.seed)
+        runs = {
+            "pandas": timed(model, data, root / "pandas.parquet", "pandas"),
+            "spark local[1]": timed(model, data, root / "spark1", "spark", "local[1]"),
+            "spark local[2]": timed(model, data, root / "spark2", "spark", "local[2]"),
+        }
+        a = pd.read_parquet(root / "pandas.parquet").sort_values("id")
+        b = pd.read_parquet(root / "spark2").sort_values("id")
+        max_diff = float(np.abs(a["score"].to_numpy() - b["score"].to_numpy()).max())
+        same_flags = bool((a["flag"].to_numpy() == b["flag"].to_numpy()).all())
+    base = runs["pandas"]["rows_per_second"]
+    print(f"{args.rows:,} rows × {args.columns} columns in {args.files} Parquet files, scored end to end")
+    for name, r in runs.items():
+        print(
+            f"  {name:15s} {r['seconds']:8.1f} s  {r['rows_per_second']:>10,.0f} rows/s  "
+            f"× {r['rows_per_second'] / base:.2f} of pandas"
+        )
+    one, two = runs["spark local[1]"]["rows_per_second"], runs["spark local[2]"]["rows_per_second"]
+    ratio = two / base
+    print(f"Spark 1 → 2 cores: × {two / one:.2f} rows/s")
+    print(f"Target: Spark local[2] ≥ 0.5 × pandas: × {ratio:.2f} ({'met' if ratio >= 0.5 else 'NOT met'})")
+    print(f"Same answers: largest score difference {max_diff:.3g}, flags identical: {same_flags}")
+    if args.json:
+        args.json.write_text(
+            json.dumps({"runs": runs, "max_score_diff": max_diff, "same_flags": same_flags}, indent=1)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,493 @@
+"""Batch scoring (``aeflow score``): a registered detector over a file or a folder of files, to Parquet.
+
+Two engines run the *same* MLflow pyfunc, so they give the same answers:
+
+* ``pandas`` — in this process: the model loaded once, the input read a chunk (rows) or a file (series) at a
+  time, the answer appended to one Parquet file. Enough for millions of rows on one machine.
+* ``spark`` — on Spark (local mode ``local[*]`` by default, or any ``--master`` URL for a cluster): MLflow's
+  own ``mlflow.pyfunc.spark_udf`` for tables, and one detector state per series for sensors
+  (``groupBy(series).applyInPandas``, the model shipped to the executors with ``SparkContext.addFile``).
+  The output is a Parquet folder (one part file per task), readable as one table by pandas, pyarrow, Spark.
+
+What a model scores is written on it when it is logged (``metadata["aeflow_unit"]``): ``rows`` (tables:
+every row on its own, in any order, split anywhere) or ``series`` (sensors: readings in time order, one
+detector state per series; a series is a value of ``--series`` or, without it, one input file). Each output
+row is its input row (every column kept) plus the model's answer, and ``source`` (the input file's name).
+
+Input files are CSV or Parquet with the columns the model's signature asks for (others are carried along);
+a missing column, an empty folder or an unreadable file stops before any work with a message naming it. The
+output appears only when complete (written beside it, then renamed): an interrupted run leaves the previous
+output as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from aeflow.errors import AeflowError, DataError
+
+ENGINES = ("pandas", "spark")
+UNIT_KEY = "aeflow_unit"  # pyfunc metadata: "rows" or "series"
+SOURCE = "source"  # output column: the input file each row came from
+SUFFIXES = (".csv", ".parquet", ".pq")
+#: rows per pyfunc call on the pandas path (and Arrow batch size on Spark's): memory stays flat
+CHUNK_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """What ``aeflow score`` needs to know about a pyfunc before reading any data."""
+
+    uri: str
+    unit: str  # "rows" | "series"
+    input_types: list[tuple[str, str]]  # (column the signature asks for, MLflow type name)
+    outputs: list[tuple[str, str]]  # (answer column, MLflow type name)
+
+    @property
+    def inputs(self) -> list[str]:
+        return [name for name, _ in self.input_types]
+
+
+def describe_model(uri: str) -> ScoringModel:
+    """Read a pyfunc's signature and scoring unit (no weights loaded)."""
+    from mlflow.models import get_model_info
+
+    try:
+        info = get_model_info(uri)
+    except Exception as exc:  # MLflow raises several unrelated types for "not found"
+        raise AeflowError(
+            f"{uri}: could not read this model ({type(exc).__name__}: {exc}). Fix: check the name, version "
+            "or alias in the MLflow UI (Models tab), and MLFLOW_TRACKING_URI for the store that holds it."
+        ) from None
+    sig = info.signature
+    if sig is None or sig.inputs is None or sig.outputs is None:
+        raise AeflowError(
+            f"{uri}: the model has no input/output signature, so its answer's columns are unknown. "
+            "Fix: score a version registered by aeflow's train stage (every one carries a signature)."
+        )
+    inputs = [(c.name, c.type.name) for c in sig.inputs.inputs]
+    outputs = [(c.name, c.type.name) for c in sig.outputs.inputs]
+    unit = str((info.metadata or {}).get(UNIT_KEY, "rows"))
+    return ScoringModel(uri, unit, inputs, outputs)
+
+
+def input_files(path: Path) -> list[Path]:
+    """The CSV/Parquet files to score: ``path`` itself, or the files of a folder (sorted by name)."""
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+    else:
+        raise DataError(f"{path}: no such file or folder. Fix: pass a CSV/Parquet file or a folder of them.")
+    if not files:
+        raise DataError(f"{path}: no .csv or .parquet files in this folder. Fix: point --input at the data.")
+    odd = [p for p in files if p.suffix.lower() not in SUFFIXES]
+    if odd:
+        raise DataError(f"{odd[0]}: not a .csv or .parquet file. Fix: convert it, or pass a folder of such.")
+    kinds = {p.suffix.lower() == ".csv" for p in files}
+    if len(kinds) > 1:
+        raise DataError(f"{path}: mixes CSV and Parquet files. Fix: keep one format per folder.")
+    return files
+
+
+def columns_of(file: Path) -> list[str]:
+    """A file's column names, reading only its header (CSV) or schema (Parquet)."""
+    try:
+        if file.suffix.lower() == ".csv":
+            return [str(c) for c in pd.read_csv(file, nrows=0).columns]
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(file).names)
+    except Exception as exc:
+        raise DataError(
+            f"{file}: cannot be read as {file.suffix[1:]} ({exc}). Fix: check the file."
+        ) from None
+
+
+def check_inputs(model: ScoringModel, files: list[Path], series: str | None) -> list[str]:
+    """Every file has the model's columns (and the series column); returns the first file's columns."""
+    first: list[str] | None = None
+    for f in files:
+        have = columns_of(f)
+        missing = [c for c in model.inputs if c not in have]
+        if series and series not in have:
+            missing.append(series)
+        if missing:
+            raise DataError(
+                f"{f}: missing column(s) {', '.join(map(repr, missing))} that the model "
+                f"({model.uri}) needs; it has {', '.join(have)}. Fix: add them or score another model."
+            )
+        if first is None:
+            first = have
+        elif have != first:
+            raise DataError(
+                f"{f}: its columns ({', '.join(have)}) differ from {files[0].name}'s ({', '.join(first)}). "
+                "Fix: give every file of the folder the same columns."
+            )
+    clash = [c for c, _ in model.outputs if c in (first or [])] + (
+        [SOURCE] if SOURCE in (first or []) else []
+    )
+    if clash:
+        raise DataError(
+            f"{files[0]}: column(s) {', '.join(map(repr, clash))} would be overwritten by the answer. "
+            "Fix: rename them in the input."
+        )
+    return first or []
+
+
+@contextlib.contextmanager
+def replacing(out: Path) -> Iterator[Path]:
+    """Write to a sibling temporary path, then put it in ``out``'s place; on failure, ``out`` is untouched."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        raise
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    if old.is_dir():
+        shutil.rmtree(old)
+    elif old.exists():
+        old.unlink()
+
+
+def _csv_types(model: ScoringModel, file: Path) -> dict[str, Any]:
+    """Columns the model does not read are carried as the text they are (both engines alike); the
+    model's own columns are left to the reader (a text in a numeric one reaches the model, which names
+    it)."""
+    return {c: str for c in columns_of(file) if c not in model.inputs}
+
+
+def _read_chunks(model: ScoringModel, file: Path, rows: int) -> Iterator[pd.DataFrame]:
+    if file.suffix.lower() == ".csv":
+        yield from pd.read_csv(file, chunksize=rows, dtype=_csv_types(model, file))
+    else:
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(file).iter_batches(batch_size=rows):
+            yield batch.to_pandas()
+
+
+def _read_whole(model: ScoringModel, file: Path) -> pd.DataFrame:
+    if file.suffix.lower() == ".csv":
+        return pd.read_csv(file, dtype=_csv_types(model, file))
+    return pd.read_parquet(file)
+
+
+def in_time_order(group: pd.DataFrame, order: str | None, position: str | None = None) -> pd.DataFrame:
+    """A series' rows in time order: by ``order`` (numbers as numbers, else times as times, else text),
+    ties and no ``order`` kept in input order (``position``, when the rows were shuffled)."""
+    keys: list[pd.Series] = []
+    if order:
+        raw = group[order]
+        as_number = pd.to_numeric(raw, errors="coerce")
+        if as_number.notna().all():
+            keys.append(as_number)
+        else:
+            as_time = pd.to_datetime(raw, errors="coerce", utc=True)
+            keys.append(as_time if as_time.notna().all() else raw.astype(str))
+    if position:
+        keys.append(group[position])
+    if not keys:
+        return group
+    sorter = pd.DataFrame({f"k{i}": k.to_numpy() for i, k in enumerate(keys)})
+    return group.iloc[sorter.sort_values(list(sorter.columns), kind="stable").index.to_numpy()]
+
+
+def _answer_frame(model: Any, frame: pd.DataFrame, source: str, where: str) -> pd.DataFrame:
+    try:
+        answer = pd.DataFrame(model.predict(frame))
+    except Exception as exc:  # the pyfunc's own 400-style message names the row and column
+        raise DataError(f"{where}: {getattr(exc, 'message', None) or exc}") from None
+    answer.index = frame.index
+    out = pd.concat([frame, answer], axis=1)
+    out[SOURCE] = source
+    return out
+
+
+def score_pandas(
+    model: ScoringModel,
+    files: list[Path],
+    out: Path,
+    series: str | None = None,
+    order: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Score ``files`` in this process into one Parquet file ``out``."""
+    import mlflow.pyfunc
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pyfunc = mlflow.pyfunc.load_model(model.uri)
+    began, rows = time.perf_counter(), 0
+    with replacing(out) as tmp:
+        writer: pq.ParquetWriter | None = None
+        try:
+            for i, file in enumerate(files, 1):
+                if model.unit == "series":
+                    whole = _read_whole(model, file)
+                    groups = [whole] if not series else [g for _, g in whole.groupby(series, sort=True)]
+                    parts = (in_time_order(g, order) for g in groups)
+                else:
+                    parts = _read_chunks(model, file, chunk_rows)
+                for part in parts:
+                    scored = _answer_frame(pyfunc, part.reset_index(drop=True), file.name, str(file))
+                    table = pa.Table.from_pandas(scored, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table.cast(writer.schema))
+                    rows += len(scored)
+                    took = time.perf_counter() - began
+                    echo(
+                        f"[aeflow] score: file {i}/{len(files)} {file.name}: "
+                        f"{rows:,} rows ({rows / took:,.0f}/s)"
+                    )
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise DataError(f"{files[0]}: no rows to score. Fix: check the input files.")
+    return {
+        "engine": "pandas",
+        "rows": rows,
+        "seconds": round(time.perf_counter() - began, 3),
+        "output": str(out),
+    }
+
+
+_SPARK_TYPES = {
+    "double": "double",
+    "float": "float",
+    "long": "bigint",
+    "integer": "int",
+    "boolean": "boolean",
+    "string": "string",
+}
+
+
+def spark_session(master: str = "local[*]", app: str = "aeflow-score") -> Any:
+    """A Spark session (Java from Debian's packages when missing: see :func:`ensure_java`)."""
+    ensure_java()
+    if master.startswith("local"):  # the workers are this machine's: this Python, with aeflow and torch
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.master(master)
+        .appName(app)
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(CHUNK_ROWS))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "true")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .getOrCreate()
+    )
+
+
+JAVA_PACKAGES = ("openjdk-17-jre-headless",)
+
+
+def ensure_java() -> None:
+    """Spark needs a Java runtime (17 or newer): Debian's, installed when ``java`` is missing."""
+    if shutil.which("java") or os.environ.get("JAVA_HOME"):
+        return
+    from aeflow.system import apt_install
+
+    problem = apt_install(JAVA_PACKAGES)
+    if not shutil.which("java"):
+        raise AeflowError(
+            "Spark needs Java, which is not installed and could not be installed "
+            f"({problem or 'not on PATH'}). "
+            f"Fix: `apt-get install -y {' '.join(JAVA_PACKAGES)}` or set JAVA_HOME; or use --engine pandas."
+        )
+
+
+def score_spark(
+    model: ScoringModel,
+    files: list[Path],
+    out: Path,
+    series: str | None = None,
+    order: str | None = None,
+    master: str = "local[*]",
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Score ``files`` on Spark into the Parquet folder ``out``."""
+    import mlflow.pyfunc
+    from pyspark.sql import functions as F
+
+    began = time.perf_counter()
+    spark = spark_session(master)
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        paths = [str(f.resolve()) for f in files]
+        if files[0].suffix.lower() == ".csv":
+            # every column as text, as the pandas engine carries the ones the model does not read; the
+            # model's own columns become its types, and a text that is no number stops here, named
+            df = spark.read.csv(paths, header=True, inferSchema=False, mode="FAILFAST")
+            for c, kind in model.input_types:
+                df = df.withColumn(c, F.col(f"`{c}`").cast(_SPARK_TYPES.get(kind, "string")))
+            check_casts(spark.read.csv(paths, header=True, inferSchema=False), df, model, files)
+        else:
+            df = spark.read.parquet(*paths)
+        df = df.withColumn(SOURCE, F.element_at(F.split(F.input_file_name(), "/"), -1))
+        answer_ddl = ", ".join(f"`{name}` {_SPARK_TYPES.get(kind, 'string')}" for name, kind in model.outputs)
+        if model.unit == "series":
+            scored = _series_on_spark(spark, df, model, series, order, answer_ddl)
+        else:
+            udf = mlflow.pyfunc.spark_udf(spark, model.uri, result_type=answer_ddl, env_manager="local")
+            scored = df.withColumn("_answer", udf(F.struct(*[F.col(f"`{c}`") for c in model.inputs])))
+            scored = scored.select(
+                *[F.col(f"`{c}`") for c in df.columns if c != SOURCE],
+                *[F.col(f"_answer.`{name}`").alias(name) for name, _ in model.outputs],
+                F.col(SOURCE),
+            )
+        with replacing(out) as tmp:
+            scored.write.parquet(str(tmp))
+        rows = spark.read.parquet(str(out)).count()
+    except Exception as exc:
+        if isinstance(exc, AeflowError):
+            raise
+        raise DataError(
+            f"{files[0].parent if len(files) > 1 else files[0]}: Spark failed: {spark_reason(exc)}"
+        ) from None
+    finally:
+        spark.stop()
+    took = time.perf_counter() - began
+    echo(f"[aeflow] score: {len(files)} file(s), {rows:,} rows on Spark {master} ({rows / took:,.0f}/s)")
+    return {"engine": "spark", "master": master, "rows": rows, "seconds": round(took, 3), "output": str(out)}
+
+
+def check_casts(text: Any, typed: Any, model: ScoringModel, files: list[Path]) -> None:
+    """One pass over the CSV input: a model column whose text is not a number stops scoring, named with
+    an example value (Spark would make it a null silently)."""
+    from pyspark.sql import functions as F
+
+    typed_cols = [c for c, kind in model.input_types if _SPARK_TYPES.get(kind, "string") != "string"]
+    if not typed_cols:
+        return
+    both = text.select(
+        *[F.col(f"`{c}`").alias(f"t{i}") for i, c in enumerate(typed_cols)],
+        *[
+            F.col(f"`{c}`").cast(_SPARK_TYPES[dict(model.input_types)[c]]).alias(f"v{i}")
+            for i, c in enumerate(typed_cols)
+        ],
+    )
+    bad = [F.max(F.when(F.col(f"t{i}").isNotNull() & F.col(f"v{i}").isNull(), F.col(f"t{i}"))).alias(c)
+           for i, c in enumerate(typed_cols)]  # fmt: skip
+    row = both.agg(*bad).collect()[0].asDict()
+    wrong = {c: v for c, v in row.items() if v is not None}
+    if wrong:
+        c, v = next(iter(wrong.items()))
+        where = files[0] if len(files) == 1 else files[0].parent
+        raise DataError(
+            f"{where}: column {c!r} holds {v!r}, not a number ({len(wrong)} column(s) with such text). "
+            "Fix: correct or remove those values."
+        )
+
+
+def spark_reason(exc: BaseException) -> str:
+    """The line of a Spark failure a person needs: the Python worker's own error (e.g. the pyfunc's
+    message naming a column), not the JVM stack around it."""
+    text = str(exc)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ln.startswith(("mlflow.exceptions.", "aeflow.errors.", "ValueError", "TypeError", "KeyError")):
+            return ln
+    return lines[0] if lines else type(exc).__name__
+
+
+def _series_on_spark(
+    spark: Any, df: Any, model: ScoringModel, series: str | None, order: str | None, answer_ddl: str
+) -> Any:
+    """One detector state per series: the rows of a series go to one task, in input (or ``order``) order."""
+    import tempfile
+
+    import mlflow.artifacts
+    from pyspark import SparkFiles
+    from pyspark.sql import functions as F
+
+    local = mlflow.artifacts.download_artifacts(model.uri, dst_path=tempfile.mkdtemp(prefix="aeflow-score-"))
+    spark.sparkContext.addFile(local, recursive=True)
+    shipped = Path(local).name
+    key = series or SOURCE
+    df = df.withColumn("_position", F.monotonically_increasing_id())  # file order, before the shuffle
+    schema = ", ".join(
+        [f"`{f.name}` {f.dataType.simpleString()}" for f in df.schema.fields if f.name != "_position"]
+    )
+    schema += ", " + answer_ddl
+    cache: dict[str, Any] = {}
+
+    def per_series(group: pd.DataFrame) -> pd.DataFrame:
+        import mlflow.pyfunc as pyfunc
+
+        if "model" not in cache:
+            cache["model"] = pyfunc.load_model(SparkFiles.get(shipped))
+        group = in_time_order(group, order, "_position").drop(columns="_position").reset_index(drop=True)
+        answer = pd.DataFrame(cache["model"].predict(group))
+        return pd.concat([group, answer], axis=1)
+
+    out_cols = [f.name for f in df.schema.fields if f.name != "_position"]
+    return (
+        df.groupBy(key)
+        .applyInPandas(per_series, schema=schema)
+        .select(*[c for c in out_cols if c != SOURCE], *[n for n, _ in model.outputs], SOURCE)
+    )
+
+
+def score(
+    model_uri: str,
+    inputs: Path,
+    out: Path,
+    engine: str = "pandas",
+    series: str | None = None,
+    order: str | None = None,
+    master: str = "local[*]",
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Check, then score with the chosen engine (see the module docstring)."""
+    if engine not in ENGINES:
+        raise AeflowError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}.")
+    import logging
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # extra input columns are carried along on purpose; the local env is the one aeflow runs in
+    for name in ("mlflow.models.utils", "mlflow.pyfunc", "mlflow.models.flavor_backend_registry"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    files = input_files(inputs)
+    model = describe_model(model_uri)
+    if series and model.unit != "series":
+        raise AeflowError(
+            f"--series {series}: {model_uri} scores rows one by one, not series. Fix: drop --series."
+        )
+    columns = check_inputs(model, files, series)
+    if order and order not in columns:
+        raise DataError(f"{files[0]}: no column {order!r} to order by (--order). Fix: pick one of {columns}.")
+    echo(
+        f"[aeflow] score: {model_uri} ({model.unit}) over {len(files)} file(s) on {engine}"
+        + (f" {master}" if engine == "spark" else "")
+    )
+    if engine == "spark":
+        return score_spark(model, files, out, series, order, master, echo)
+    return score_pandas(model, files, out, series, order, echo=echo)
+
+
+def read_scores(out: Path) -> pd.DataFrame:
+    """An output of either engine as one frame (a Parquet file or a folder of part files)."""
+    return pd.read_parquet(out)
