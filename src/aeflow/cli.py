@@ -357,7 +357,7 @@ def score(
     model: Annotated[
         str, typer.Option(help="pyfunc URI: models:/aeflow-tabular@champion, models:/NAME/3, a folder")
     ],
-    input: Annotated[Path, typer.Option("--input", help="a CSV/Parquet file, or a folder of them")],
+    input_path: Annotated[Path, typer.Option("--input", help="a CSV/Parquet file, or a folder of them")],
     output: Annotated[Path, typer.Option(help="Parquet output (pandas: one file; spark: a folder of parts)")],
     engine: Annotated[str, typer.Option(help="pandas (this process) | spark")] = "pandas",
     master: Annotated[str, typer.Option(help="Spark master URL (engine spark)")] = "local[*]",
@@ -392,7 +392,7 @@ def score(
     try:
         result = scoring.score(
             model,
-            input,
+            input_path,
             output,
             engine,
             series,
@@ -432,15 +432,19 @@ def server(
     from aeflow.tracking.server import DATABASE_ENV, LocalPostgres, ServerError, tracking_server
 
     with socket.socket() as probe:
-        try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: a restart may
+        try:  # find the port's old connections waiting out TIME_WAIT, which is no reason to refuse
             probe.bind(("127.0.0.1", port))
         except OSError:
             console.print(
                 f"[red]port {port} on 127.0.0.1 is taken (`make ui`?). Fix: --port {port + 1}[/red]"
             )
             raise typer.Exit(2) from None
-    # systemd and `kill` stop with SIGTERM: unwind like Ctrl-C so PostgreSQL is shut down cleanly
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # systemd and `kill` send SIGTERM: unwind as Ctrl-C does, stopping PostgreSQL
+
+    signal.signal(signal.SIGTERM, stop)
     folder.mkdir(parents=True, exist_ok=True)
     url = os.environ.get(DATABASE_ENV)
     try:

@@ -4,9 +4,9 @@ Two engines run the *same* MLflow pyfunc, so they give the same answers:
 
 * ``pandas`` — in this process: the model loaded once, the input read a chunk (rows) or a file (series) at a
   time, the answer appended to one Parquet file. Enough for millions of rows on one machine.
-* ``spark`` — on Spark (local mode ``local[*]`` by default, or any ``--master`` URL for a cluster): MLflow's
-  own ``mlflow.pyfunc.spark_udf`` for tables, and one detector state per series for sensors
-  (``groupBy(series).applyInPandas``, the model shipped to the executors with ``SparkContext.addFile``).
+* ``spark`` — on Spark (local mode ``local[*]`` by default, or any ``--master`` URL for a cluster): the
+  pyfunc shipped to the executors (``SparkContext.addFile``) and loaded once per worker process; tables
+  batch by batch (``mapInPandas``), sensors one detector state per series (``groupBy(series).applyInPandas``).
   The output is a Parquet folder (one part file per task), readable as one table by pandas, pyarrow, Spark.
 
 What a model scores is written on it when it is logged (``metadata["aeflow_unit"]``): ``rows`` (tables:
@@ -286,7 +286,13 @@ def spark_session(master: str = "local[*]", app: str = "aeflow-score") -> Any:
     ensure_java()
     if master.startswith("local"):  # the workers are this machine's: this Python, with aeflow and torch
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    from pyspark.sql import SparkSession
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise AeflowError(
+            "--engine spark needs pyspark, which is not installed. Fix: pip install 'aeflow[spark]' "
+            "(make setup installs it), or use --engine pandas."
+        ) from None
 
     return (
         SparkSession.builder.master(master)
@@ -297,11 +303,14 @@ def spark_session(master: str = "local[*]", app: str = "aeflow-score") -> Any:
         .config("spark.ui.showConsoleProgress", "true")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
+        # one task per core already: a torch thread pool per task on top would fight over the cores
+        .config("spark.executorEnv.OMP_NUM_THREADS", "1")
         .getOrCreate()
     )
 
 
-JAVA_PACKAGES = ("openjdk-17-jre-headless",)
+#: Debian's default Java runtime (OpenJDK 17 on bookworm, 21 on trixie: Spark 4 runs on both)
+JAVA_PACKAGES = ("default-jre-headless",)
 
 
 def ensure_java() -> None:
@@ -329,12 +338,12 @@ def score_spark(
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Score ``files`` on Spark into the Parquet folder ``out``."""
-    import mlflow.pyfunc
     from pyspark.sql import functions as F
 
     began = time.perf_counter()
     spark = spark_session(master)
     spark.sparkContext.setLogLevel("ERROR")
+    started = time.perf_counter() - began  # the JVM and the session: a fixed price per run
     try:
         paths = [str(f.resolve()) for f in files]
         if files[0].suffix.lower() == ".csv":
@@ -348,16 +357,11 @@ def score_spark(
             df = spark.read.parquet(*paths)
         df = df.withColumn(SOURCE, F.element_at(F.split(F.input_file_name(), "/"), -1))
         answer_ddl = ", ".join(f"`{name}` {_SPARK_TYPES.get(kind, 'string')}" for name, kind in model.outputs)
+        shipped = ship_model(spark, model.uri)
         if model.unit == "series":
-            scored = _series_on_spark(spark, df, model, series, order, answer_ddl)
+            scored = _series_on_spark(df, model, shipped, series, order, answer_ddl)
         else:
-            udf = mlflow.pyfunc.spark_udf(spark, model.uri, result_type=answer_ddl, env_manager="local")
-            scored = df.withColumn("_answer", udf(F.struct(*[F.col(f"`{c}`") for c in model.inputs])))
-            scored = scored.select(
-                *[F.col(f"`{c}`") for c in df.columns if c != SOURCE],
-                *[F.col(f"_answer.`{name}`").alias(name) for name, _ in model.outputs],
-                F.col(SOURCE),
-            )
+            scored = _rows_on_spark(df, model, shipped, answer_ddl)
         with replacing(out) as tmp:
             scored.write.parquet(str(tmp))
         rows = spark.read.parquet(str(out)).count()
@@ -371,7 +375,14 @@ def score_spark(
         spark.stop()
     took = time.perf_counter() - began
     echo(f"[aeflow] score: {len(files)} file(s), {rows:,} rows on Spark {master} ({rows / took:,.0f}/s)")
-    return {"engine": "spark", "master": master, "rows": rows, "seconds": round(took, 3), "output": str(out)}
+    return {
+        "engine": "spark",
+        "master": master,
+        "rows": rows,
+        "seconds": round(took, 3),
+        "session_seconds": round(started, 3),
+        "output": str(out),
+    }
 
 
 def check_casts(text: Any, typed: Any, model: ScoringModel, files: list[Path]) -> None:
@@ -413,41 +424,78 @@ def spark_reason(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _series_on_spark(
-    spark: Any, df: Any, model: ScoringModel, series: str | None, order: str | None, answer_ddl: str
-) -> Any:
-    """One detector state per series: the rows of a series go to one task, in input (or ``order``) order."""
+#: pyfunc models loaded in this (Spark worker) process, by shipped name: a reused Python worker loads a
+#: model once, not once per task
+_LOADED: dict[str, Any] = {}
+
+
+def ship_model(spark: Any, uri: str) -> str:
+    """Download the pyfunc once on the driver and ship it to every executor (``SparkContext.addFile``,
+    also on a cluster); returns the name it is found under (``SparkFiles.get``)."""
     import tempfile
 
     import mlflow.artifacts
-    from pyspark import SparkFiles
+
+    local = mlflow.artifacts.download_artifacts(uri, dst_path=tempfile.mkdtemp(prefix="aeflow-score-"))
+    spark.sparkContext.addFile(local, recursive=True)
+    return Path(local).name
+
+
+def shipped_model(name: str) -> Any:
+    """The shipped pyfunc, loaded once per worker process."""
+    if name not in _LOADED:
+        import logging
+
+        import mlflow.pyfunc
+        from pyspark import SparkFiles
+
+        logging.getLogger("mlflow.models.utils").setLevel(logging.ERROR)  # extra columns: carried on purpose
+        _LOADED[name] = mlflow.pyfunc.load_model(SparkFiles.get(name))
+    return _LOADED[name]
+
+
+def _spark_schema(df: Any, answer_ddl: str, drop: tuple[str, ...] = ()) -> str:
+    fields = [f"`{f.name}` {f.dataType.simpleString()}" for f in df.schema.fields if f.name not in drop]
+    return ", ".join([*fields, answer_ddl])
+
+
+def _rows_on_spark(df: Any, model: ScoringModel, shipped: str, answer_ddl: str) -> Any:
+    """Every row on its own: each Arrow batch of a partition goes through the pyfunc as it comes (the
+    same ``predict`` the pandas engine calls on its chunks), input columns kept beside the answer."""
+    names = [n for n, _ in model.outputs]
+
+    def batches(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        pyfunc = shipped_model(shipped)
+        for frame in frames:
+            answer = pd.DataFrame(pyfunc.predict(frame.reset_index(drop=True)))[names]
+            yield pd.concat([frame.reset_index(drop=True), answer], axis=1)
+
+    source_last = [c for c in df.columns if c != SOURCE] + names + [SOURCE]
+    return df.mapInPandas(batches, schema=_spark_schema(df, answer_ddl)).select(
+        *[f"`{c}`" for c in source_last]
+    )
+
+
+def _series_on_spark(
+    df: Any, model: ScoringModel, shipped: str, series: str | None, order: str | None, answer_ddl: str
+) -> Any:
+    """One detector state per series: the rows of a series go to one task, in input (or ``order``) order."""
     from pyspark.sql import functions as F
 
-    local = mlflow.artifacts.download_artifacts(model.uri, dst_path=tempfile.mkdtemp(prefix="aeflow-score-"))
-    spark.sparkContext.addFile(local, recursive=True)
-    shipped = Path(local).name
+    names = [n for n, _ in model.outputs]
     key = series or SOURCE
     df = df.withColumn("_position", F.monotonically_increasing_id())  # file order, before the shuffle
-    schema = ", ".join(
-        [f"`{f.name}` {f.dataType.simpleString()}" for f in df.schema.fields if f.name != "_position"]
-    )
-    schema += ", " + answer_ddl
-    cache: dict[str, Any] = {}
 
     def per_series(group: pd.DataFrame) -> pd.DataFrame:
-        import mlflow.pyfunc as pyfunc
-
-        if "model" not in cache:
-            cache["model"] = pyfunc.load_model(SparkFiles.get(shipped))
         group = in_time_order(group, order, "_position").drop(columns="_position").reset_index(drop=True)
-        answer = pd.DataFrame(cache["model"].predict(group))
+        answer = pd.DataFrame(shipped_model(shipped).predict(group))[names]
         return pd.concat([group, answer], axis=1)
 
     out_cols = [f.name for f in df.schema.fields if f.name != "_position"]
     return (
         df.groupBy(key)
-        .applyInPandas(per_series, schema=schema)
-        .select(*[c for c in out_cols if c != SOURCE], *[n for n, _ in model.outputs], SOURCE)
+        .applyInPandas(per_series, schema=_spark_schema(df, answer_ddl, drop=("_position",)))
+        .select(*[f"`{c}`" for c in out_cols if c != SOURCE], *names, SOURCE)
     )
 
 

@@ -52,6 +52,36 @@ class Stack:
             return conn.execute(query).fetchall()
 
 
+def start_server(repo: Path, folder: Path, port: int, log: Path) -> subprocess.Popen:
+    """``aeflow server`` as a user starts it; returns once it said how to use it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != DATABASE_ENV}
+    said_before = log.read_text().count("export MLFLOW_TRACKING_URI") if log.is_file() else 0
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "aeflow"), "server", "--port", str(port), "--folder", str(folder),
+             "--artifacts", str(folder.parent / "artifacts")],
+            cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    try:
+        # the first start may install PostgreSQL (apt-get) and creates MLflow's tables
+        wait_healthy(f"http://127.0.0.1:{port}", proc, log, timeout_s=600)
+    except ServerError as exc:
+        proc.kill()
+        pytest.fail(f"aeflow server did not come up: {exc}\n{log.read_text()[-3000:]}")
+    deadline = time.monotonic() + 30  # ready for the user once it says how to use it
+    while log.read_text().count("export MLFLOW_TRACKING_URI") == said_before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return proc
+
+
+def stop_server(stack: Stack) -> None:
+    """SIGTERM, as systemd stops it: a clean exit that takes PostgreSQL down too."""
+    log = stack.repo.parent / "aeflow-server.out"
+    stack.proc.send_signal(signal.SIGTERM)
+    assert stack.proc.wait(timeout=90) == 0, log.read_text()[-3000:]
+    assert not (stack.folder / "postgres/data/postmaster.pid").exists(), log.read_text()[-3000:]
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Stack:
     root = tmp_path_factory.mktemp("pgstack")
@@ -62,29 +92,11 @@ def stack(tmp_path_factory) -> Stack:
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-q", "-m", "tiny config")
     folder, port = root / "server", free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != DATABASE_ENV}
-    log = root / "aeflow-server.out"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "aeflow"), "server", "--port", str(port), "--folder", str(folder),
-             "--artifacts", str(root / "artifacts")],
-            cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    try:
-        # the first start may install PostgreSQL (apt-get) and creates MLflow's tables
-        wait_healthy(f"http://127.0.0.1:{port}", proc, log, timeout_s=600)
-    except ServerError as exc:
-        proc.kill()
-        pytest.fail(f"aeflow server did not come up: {exc}\n{log.read_text()[-3000:]}")
-    deadline = time.monotonic() + 30  # ready for the user once it says how to use it
-    while "export MLFLOW_TRACKING_URI" not in log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    stack = Stack(repo, f"http://127.0.0.1:{port}", folder, proc)
+    stack = Stack(
+        repo, f"http://127.0.0.1:{port}", folder, start_server(repo, folder, port, root / "aeflow-server.out")
+    )
     yield stack
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=90) == 0, log.read_text()[-3000:]
-    # a clean stop: PostgreSQL went down with the server (no postmaster left behind)
-    assert not (folder / "postgres/data/postmaster.pid").exists(), log.read_text()[-3000:]
+    stop_server(stack)
 
 
 def test_server_runs_on_postgresql_bound_to_localhost(stack):
@@ -204,3 +216,50 @@ def _clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "AEFLOW_RECORD"))}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+def test_a_server_stopped_mid_run_is_caught_up_by_sync(stack):
+    """The server goes down while a training runs: training finishes (the rest of its run kept offline),
+    and once the server is back `aeflow sync` appends it to the *same* run and registers the model."""
+    c = stack.client()
+    experiment_id = c.get_experiment_by_name("aeflow-mnist").experiment_id
+    before = {r.info.run_id for r in c.search_runs([experiment_id])}
+    set_params(stack.repo, {"train": {"epochs": 30, "batch_size": 16}})
+    training = subprocess.Popen(
+        [str(BIN / "dvc"), "repro", "train@mnist"], cwd=stack.repo, env={**_clean_env(), **stack.env()},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline, run_id = time.monotonic() + 300, None
+    while run_id is None:  # wait for the run's first epoch on the server, then pull the plug
+        assert time.monotonic() < deadline and training.poll() is None, (
+            "training ended before the test stopped the server"
+        )
+        new = [r for r in c.search_runs([experiment_id]) if r.info.run_id not in before and r.data.metrics]
+        run_id = new[0].info.run_id if new else None
+        time.sleep(0.3)
+    online = {k: len(c.get_metric_history(run_id, k)) for k in c.get_run(run_id).data.metrics}
+    stop_server(stack)
+    said, _ = training.communicate(timeout=600)
+    assert training.returncode == 0, said[-4000:]
+    assert "the MLflow store failed during the run" in said and "aeflow sync" in said
+    run = json.loads((stack.repo / "models/mnist/run.json").read_text())
+    assert run["tracking"] == "offline" and (stack.repo / run["pending"]).is_dir()
+
+    port = int(stack.base.rsplit(":", 1)[1])
+    stack.proc = start_server(stack.repo, stack.folder, port, stack.repo.parent / "aeflow-server.out")
+    res = stack.aeflow("sync")
+    assert res.returncode == 0, res.stdout + res.stderr
+    c = stack.client()
+    assert {r.info.run_id for r in c.search_runs([experiment_id])} - before == {
+        run_id
+    }  # the same run, no new one
+    synced = c.get_run(run_id)
+    assert synced.info.status == "FINISHED"
+    for key in set(synced.data.metrics) - {"epoch"}:  # Lightning logs `epoch` with train and val metrics
+        steps = [m.step for m in c.get_metric_history(run_id, key)]
+        assert len(steps) == len(set(steps)), (key, steps)  # nothing logged twice, online and synced
+    per_epoch = {k: len(c.get_metric_history(run_id, k)) for k in synced.data.metrics if "loss" in k}
+    assert 30 in per_epoch.values(), per_epoch  # every epoch is there ...
+    assert all(online.get(k, 0) < 30 for k in per_epoch), online  # ... though the server saw only the first
+    versions = [v for v in c.search_model_versions(f"name='{MODEL}'") if v.run_id == run_id]
+    assert len(versions) == 1  # registered by the sync, from the same run

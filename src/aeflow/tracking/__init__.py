@@ -8,6 +8,7 @@ Trainer, and the evaluate stage adds its numbers to the same run through :func:`
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import subprocess
@@ -163,19 +164,23 @@ def make_logger(
     tags: dict[str, str],
     params: dict[str, Any] | None = None,
     run_id: str | None = None,
+    fallback: Any = None,
 ) -> Any:
     """An ``MLFlowLogger`` for the use case's experiment, creating it with an explicit artifact folder.
 
     ``params`` (the whole validated ``params.yaml``) is logged as the run's ``params.yaml`` artifact, so
     every run can be reproduced from what it carries, whatever section its flat params show. ``run_id``
     continues an existing run (a resumed training) instead of starting one; it is marked RUNNING again.
-    """
-    from pytorch_lightning.loggers import MLFlowLogger
 
+    ``fallback(run_id, reason)``, when given, makes a store that goes away *during* the run cost nothing:
+    the first call that fails hands the rest of the run to the logger it returns (an offline
+    :class:`~aeflow.tracking.offline.PendingLogger` that remembers the run), and ``aeflow sync`` later
+    appends what that kept to the same MLflow run.
+    """
     from aeflow.tracking.location import check_local_store
 
     check_local_store(tracking)
-    logger = MLFlowLogger(
+    logger = _failover_logger_class()(
         experiment_name=experiment_name(tracking, use_case),
         run_name=run_name,
         tracking_uri=tracking.resolved_uri(),
@@ -183,6 +188,7 @@ def make_logger(
         artifact_location=artifact_location(tracking),
         run_id=run_id,
     )
+    logger.fallback = fallback
     if run_id is not None:
         logger.experiment.update_run(run_id, status="RUNNING")
     if params is not None:
@@ -190,11 +196,76 @@ def make_logger(
     return logger
 
 
+@functools.cache
+def _failover_logger_class() -> type:
+    """Built on first use: importing Lightning is for training processes only."""
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    class FailoverLogger(MLFlowLogger):
+        """An ``MLFlowLogger`` whose calls, once one has failed, go to its ``fallback``'s logger."""
+
+        fallback: Any = None
+        pending: Any = None  # the offline logger, once the store has failed
+
+        @property
+        def run_id(self) -> str | None:  # None once offline: the rest of the run waits for aeflow sync
+            return None if self.pending is not None else super().run_id
+
+        def _online(self, call: str, *args: Any) -> bool:
+            if self.pending is not None:
+                return False
+            if self.fallback is None:
+                getattr(super(), call)(*args)
+                return True
+            try:
+                with _quick_http(FAILOVER_TIMEOUT_S, retries=FAILOVER_RETRIES):
+                    getattr(super(), call)(*args)
+                return True
+            except Exception as exc:  # unreachable, 5xx, timeout: whatever it is, keep the rest
+                self.pending = self.fallback(self._run_id, describe_error(exc))
+                return False
+
+        def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+            if not self._online("log_hyperparams", params):
+                self.pending.log_hyperparams(params)
+
+        def log_metrics(self, metrics: Any, step: int | None = None) -> None:
+            if not self._online("log_metrics", metrics, step):
+                self.pending.log_metrics(metrics, step)
+
+        def log_file(self, path: Path | str, folder: str) -> None:
+            """Add a file to the run (online), or to the offline folder once the store has failed."""
+            if self.pending is None:
+                try:
+                    with _quick_http(FAILOVER_TIMEOUT_S, retries=FAILOVER_RETRIES):
+                        self.experiment.log_artifact(self._run_id, str(path), folder)
+                    return
+                except Exception as exc:
+                    if self.fallback is None:
+                        raise
+                    self.pending = self.fallback(self._run_id, describe_error(exc))
+            self.pending.log_artifact(path, folder)
+
+        def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+            self._online("after_save_checkpoint", checkpoint_callback)  # checkpoints stay on disk anyway
+
+        def finalize(self, status: str = "success") -> None:
+            if not self._online("finalize", status):
+                self.pending.finalize(status)
+
+    return FailoverLogger
+
+
+#: A call during a run gives the store this long (and this many retries) before the run goes offline.
+FAILOVER_TIMEOUT_S = 20.0
+FAILOVER_RETRIES = 2
+
+
 @contextlib.contextmanager
-def _quick_http(timeout_s: float) -> Iterator[None]:
+def _quick_http(timeout_s: float, retries: int = 0) -> Iterator[None]:
     """MLflow's HTTP client retries a failed request 7 times with back-off (minutes): not for a probe."""
     saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, round(timeout_s)))
     try:
         yield

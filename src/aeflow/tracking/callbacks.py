@@ -33,7 +33,11 @@ def _save_and_log(trainer: pl.Trainer, path: Path, png: bytes) -> None:
     with atomic_file(path) as tmp:
         tmp.write_bytes(png)
     logger = _mlflow_logger(trainer)
-    if logger is not None:
+    if logger is None:
+        return
+    if hasattr(logger, "log_file"):  # aeflow's logger: goes offline if the store fails now
+        logger.log_file(path, "reconstructions")
+    else:
         logger.experiment.log_artifact(logger.run_id, str(path), "reconstructions")
 
 

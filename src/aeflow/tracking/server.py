@@ -139,8 +139,7 @@ class LocalPostgres:
                 mode = parent.stat().st_mode
                 if not mode & 0o001:
                     parent.chmod(mode | 0o001)
-        fresh = not (self.data / "PG_VERSION").is_file()
-        if fresh:
+        if not (self.data / "PG_VERSION").is_file():
             self._run(
                 str(self.bin / "initdb"), "-D", str(self.data), "-U", DB_USER, "--auth=trust", "-E", "UTF8"
             )
@@ -158,17 +157,12 @@ class LocalPostgres:
             "60",
             "start",
         )
-        if fresh:
-            self._run(
-                str(self.bin / "createdb"),
-                "-h",
-                str(self.socket_dir),
-                "-p",
-                str(self.port),
-                "-U",
-                DB_USER,
-                DB_NAME,
-            )
+        try:  # every start: a first start that stopped between initdb and here left no database
+            where = ["-h", str(self.socket_dir), "-p", str(self.port), "-U", DB_USER]
+            self._run(str(self.bin / "createdb"), *where, DB_NAME)
+        except ServerError as exc:
+            if "already exists" not in str(exc):
+                raise
 
     def stop(self) -> None:
         with contextlib.suppress(ServerError, subprocess.TimeoutExpired):

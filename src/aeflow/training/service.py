@@ -339,7 +339,15 @@ def _run_job(
         pending = resume.record.get("pending") if resume.resumable else None
         run_id = resume.record.get("run_id") if resume.resumable else None
         logger, offline = open_run(
-            params, use_case, job.run_name, tags, models, job.hparams, run_id=run_id, pending=pending
+            params,
+            use_case,
+            job.run_name,
+            tags,
+            models,
+            job.hparams,
+            run_id=run_id,
+            pending=pending,
+            on_offline=lambda fallen: resume.save(pending=str(fallen.folder)),  # a resume stays offline
         )
         resume.save(
             run_id=logger.run_id or resume.record.get("run_id"),
@@ -356,8 +364,9 @@ def _run_job(
         raise
     if logger is not None:
         logger.finalize("success")
-    if offline:
-        warn_offline(params, logger, at_end=True)
+    fallen = getattr(logger, "pending", None)  # the store went away during the run
+    if offline or fallen is not None:
+        warn_offline(params, fallen or logger, at_end=True)
     resume.save(done=record)
     return record, folder
 
@@ -371,6 +380,7 @@ def open_run(
     hparams: dict[str, Any] | None = None,
     run_id: str | None = None,
     pending: str | None = None,
+    on_offline: Callable[[Any], None] | None = None,
 ) -> tuple[Any, bool]:
     """A run in the use case's experiment: the ``MLFlowLogger`` when the store can take it, else a
     :class:`~aeflow.tracking.offline.PendingLogger` in ``<models>/.<name>.pending/`` that ``aeflow sync``
@@ -378,44 +388,74 @@ def open_run(
 
     ``run_id`` continues an MLflow run, ``pending`` an offline one (a resumed training stays offline to the
     end, so one run holds its whole history). The whole params file is logged with the run.
+
+    A store that goes away *during* the run hands the rest of it to a pending folder that remembers the
+    run (the logger's ``pending``; ``on_offline`` is told), and ``aeflow sync`` appends it to that run.
     """
     from aeflow import tracking
-    from aeflow.tracking import offline
 
     flat = tracking.flatten(hparams or {})
     problem = "this training started offline and resumes offline" if pending else None
     if problem is None:
         problem = tracking.store_problem(params.tracking)
     if problem is None:
+
+        def fallback(online_run_id: str, reason: str) -> Any:
+            fallen = _pending_logger(params, use_case, run_name, tags, models, reason, run_id=online_run_id)
+            print(f"[aeflow] the MLflow store failed during the run ({reason}).", file=sys.stderr)
+            warn_offline(params, fallen)
+            if on_offline is not None:
+                on_offline(fallen)
+            return fallen
+
         try:
             logger = tracking.make_logger(
-                params.tracking, use_case, run_name, tags, params.dump(), run_id=run_id
+                params.tracking, use_case, run_name, tags, params.dump(), run_id=run_id, fallback=fallback
             )
             logger.log_hyperparams(flat)
             return logger, False
         except Exception as exc:  # the store went away between the probe and the run
             problem = tracking.describe_error(exc)
-    folder = Path(pending) if pending else offline.pending_root(models) / offline.new_id()
-    meta = {
-        "use_case": use_case,
-        "experiment_name": tracking.experiment_name(params.tracking, use_case),
-        "run_name": run_name,
-        "tags": tags,
-        "tracking_uri": params.tracking.resolved_uri(),
-        "reason": problem,
-    }
-    if run_id:
-        meta["run_id"] = run_id  # a resumed run that started online: sync appends to it
-    logger = offline.PendingLogger(folder, meta)
+    logger = _pending_logger(params, use_case, run_name, tags, models, problem, run_id=run_id, folder=pending)
     logger.log_dict(params.dump(), "params.yaml")
     logger.log_hyperparams(flat)
     warn_offline(params, logger)
     return logger, True
 
 
+def _pending_logger(
+    params: Params,
+    use_case: str,
+    run_name: str,
+    tags: dict[str, str],
+    models: Path,
+    reason: str,
+    run_id: str | None = None,
+    folder: str | None = None,
+) -> Any:
+    """The offline logger of a run: a new folder under ``<models>/.<name>.pending/`` (or ``folder``)."""
+    from aeflow import tracking
+    from aeflow.tracking import offline
+
+    meta = {
+        "use_case": use_case,
+        "experiment_name": tracking.experiment_name(params.tracking, use_case),
+        "run_name": run_name,
+        "tags": tags,
+        "tracking_uri": params.tracking.resolved_uri(),
+        "reason": reason,
+    }
+    if run_id:
+        meta["run_id"] = run_id  # a run that started online: sync appends to it
+    where = Path(folder) if folder else offline.pending_root(models) / offline.new_id()
+    return offline.PendingLogger(where, meta)
+
+
 def log_artifact(logger: Any, path: Path, folder: str) -> None:
     """Add a file to the run of ``logger``, online or offline (uploaded by ``aeflow sync``)."""
-    if getattr(logger, "run_id", None) is None:
+    if hasattr(logger, "log_file"):  # online until the store fails, then offline
+        logger.log_file(path, folder)
+    elif getattr(logger, "run_id", None) is None:
         logger.log_artifact(path, folder)
     else:
         logger.experiment.log_artifact(logger.run_id, str(path), folder)
@@ -480,7 +520,6 @@ def _fit_and_register(
     from aeflow.training.engine import fit_autoencoder
 
     folder = resume.folder
-    offline = logger is not None and logger.run_id is None
     # Epoch files and checkpoints go to the resume folder: they must survive a kill.
     history = EpochHistory(folder / "loss.csv")
     (folder / "recon").mkdir(parents=True, exist_ok=True)
@@ -524,6 +563,9 @@ def _fit_and_register(
     if logger is None:
         return {"tracking": "none", **summary}
     logger.log_metrics({f"train/{job.unit}_per_second": result.images_per_second, **metrics})
+    # offline from the start, or since the store went away during the fit (then its pending logger)
+    logger = getattr(logger, "pending", None) or logger
+    offline = logger.run_id is None
     description = (
         f"{job.description(model, result)} Trained {result.epochs} epochs on {tags[tracking.TAG_DATA_PATH]} "
         f"(DVC hash {tags[tracking.TAG_DATA_HASH]})."
