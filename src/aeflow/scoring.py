@@ -352,7 +352,7 @@ def score_spark(
             df = spark.read.csv(paths, header=True, inferSchema=False, mode="FAILFAST")
             for c, kind in model.input_types:
                 df = df.withColumn(c, F.col(f"`{c}`").cast(_SPARK_TYPES.get(kind, "string")))
-            check_casts(spark.read.csv(paths, header=True, inferSchema=False), df, model, files)
+            check_casts(spark.read.csv(paths, header=True, inferSchema=False), model, files)
         else:
             df = spark.read.parquet(*paths)
         df = df.withColumn(SOURCE, F.element_at(F.split(F.input_file_name(), "/"), -1))
@@ -385,7 +385,7 @@ def score_spark(
     }
 
 
-def check_casts(text: Any, typed: Any, model: ScoringModel, files: list[Path]) -> None:
+def check_casts(text: Any, model: ScoringModel, files: list[Path]) -> None:
     """One pass over the CSV input: a model column whose text is not a number stops scoring, named with
     an example value (Spark would make it a null silently)."""
     from pyspark.sql import functions as F
