@@ -9,9 +9,10 @@ Two engines run the *same* MLflow pyfunc, so they give the same answers:
   batch by batch (``mapInPandas``), sensors one detector state per series (``groupBy(series).applyInPandas``).
   The output is a Parquet folder (one part file per task), readable as one table by pandas, pyarrow, Spark.
 
-What a model scores is written on it when it is logged (``metadata["aeflow_unit"]``): ``rows`` (tables:
-every row on its own, in any order, split anywhere) or ``series`` (sensors: readings in time order, one
-detector state per series; a series is a value of ``--series`` or, without it, one input file). Each output
+What a model scores is written on it when it is logged (its metadata key
+:data:`aeflow.tracking.SCORING_UNIT`): ``rows`` (tables: every row on its own, in any order, split
+anywhere) or ``series`` (sensors: readings in time order, one detector state per series; a series is a
+value of ``--series`` or, without it, one input file). Each output
 row is its input row (every column kept) plus the model's answer, and ``source`` (the input file's name).
 
 Input files are CSV or Parquet with the columns the model's signature asks for (others are carried along);
@@ -35,9 +36,9 @@ from typing import Any
 import pandas as pd
 
 from aeflow.errors import AeflowError, DataError
+from aeflow.tracking import SCORING_UNIT
 
 ENGINES = ("pandas", "spark")
-UNIT_KEY = "aeflow_unit"  # pyfunc metadata: "rows" or "series"
 SOURCE = "source"  # output column: the input file each row came from
 SUFFIXES = (".csv", ".parquet", ".pq")
 #: rows per pyfunc call on the pandas path (and Arrow batch size on Spark's): memory stays flat
@@ -77,7 +78,7 @@ def describe_model(uri: str) -> ScoringModel:
         )
     inputs = [(c.name, c.type.name) for c in sig.inputs.inputs]
     outputs = [(c.name, c.type.name) for c in sig.outputs.inputs]
-    unit = str((info.metadata or {}).get(UNIT_KEY, "rows"))
+    unit = str((info.metadata or {}).get(SCORING_UNIT, "rows"))
     return ScoringModel(uri, unit, inputs, outputs)
 
 

@@ -30,6 +30,9 @@ TAG_GIT_DIRTY = "aeflow.git_dirty"
 TAG_VARIANT = "aeflow.variant"
 TAG_RUN_GROUP = "aeflow.run_group"
 RUN_GROUP_ENV = "AEFLOW_RUN_GROUP"
+#: Metadata key on a registered pyfunc: what ``aeflow score`` feeds it, "rows" (each on its own) or
+#: "series" (readings in time order, one state per series). Written at registration by the use case.
+SCORING_UNIT = "aeflow_unit"
 
 
 def experiment_name(tracking: TrackingParams, use_case: str) -> str:

@@ -20,9 +20,8 @@ import numpy as np
 import pandas as pd
 
 from aeflow.errors import DataError
-from aeflow.scoring import UNIT_KEY
 from aeflow.sections import TrackingParams
-from aeflow.tracking import bad_request
+from aeflow.tracking import SCORING_UNIT, bad_request
 
 
 class DetectorModel(mlflow.pyfunc.PythonModel):
@@ -77,7 +76,7 @@ def readings(frame: pd.DataFrame, sensors: list[str]) -> np.ndarray:
 
 
 #: aeflow score: readings in time order, one detector state per series
-METADATA = {UNIT_KEY: "series"}
+METADATA = {SCORING_UNIT: "series"}
 
 
 def signature(sensors: list[str]) -> Any:

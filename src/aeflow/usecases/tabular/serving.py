@@ -18,9 +18,8 @@ import numpy as np
 import pandas as pd
 
 from aeflow.errors import DataError
-from aeflow.scoring import UNIT_KEY
 from aeflow.sections import TrackingParams
-from aeflow.tracking import bad_request
+from aeflow.tracking import SCORING_UNIT, bad_request
 
 
 class TabularModel(mlflow.pyfunc.PythonModel):
@@ -51,7 +50,7 @@ class TabularModel(mlflow.pyfunc.PythonModel):
 
 
 #: aeflow score: every row on its own, in any order, split anywhere
-METADATA = {UNIT_KEY: "rows"}
+METADATA = {SCORING_UNIT: "rows"}
 
 
 def signature(scorer: Any) -> Any:
