@@ -14,14 +14,13 @@ import re
 import struct
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from aeflow.tracking.server import ServerError, wait_healthy
 from tests.browser.chrome import Browser, off_machine
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -122,18 +121,10 @@ def serving(cmd: list[str], cwd: Path, base: str, timeout: float = 90) -> Iterat
         cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
     )
     try:
-        deadline = time.time() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise AssertionError(
-                        f"{' '.join(cmd[:2])} did not start: {(cwd / 'mlflow-ui.log').read_text()[-2000:]}"
-                    ) from None
-                time.sleep(0.5)
+        try:
+            wait_healthy(base, proc, cwd / "mlflow-ui.log", timeout_s=timeout)
+        except ServerError as exc:
+            raise AssertionError(f"{' '.join(cmd[:2])} did not start: {exc}") from None
         yield proc
     finally:
         proc.terminate()

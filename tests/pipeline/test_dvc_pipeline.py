@@ -386,26 +386,17 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running(cmd: list[str], repo: Path, base: str, env: dict | None = None, timeout: float = 90):
     """Start a server process, wait until ``<base>/health`` answers, stop it afterwards."""
-    import time
-    import urllib.request
+    from aeflow.tracking.server import ServerError, wait_healthy
 
-    proc = subprocess.Popen(
-        cmd, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
-    )
+    log = repo.parent / f"server-{base.rsplit(':', 1)[1]}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
     try:
-        deadline = time.time() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    proc.kill()
-                    raise AssertionError(
-                        f"{cmd[:3]} did not start: {proc.stderr.read().decode()[-2000:]}"
-                    ) from None
-                time.sleep(0.5)
+        try:
+            wait_healthy(base, proc, log, timeout_s=timeout)
+        except ServerError as exc:
+            proc.kill()
+            raise AssertionError(f"{cmd[:3]} did not start: {exc}") from None
         yield proc
     finally:
         proc.terminate()
