@@ -608,7 +608,8 @@ def test_served_detector_answers_http_and_monitor_streams(repo, tmp_path):
                 return json.loads(resp.read())["predictions"]
 
         answer = post(rows.reset_index(drop=True))
-        assert len(answer) == 200 and {"score", "flag", "alarm", "threshold"} <= set(answer[0])
+        assert len(answer) == 200 and {"score", "flag", "alarm", "threshold", "top_sensor"} <= set(answer[0])
+        assert {f"share_{s}" for s in sensors} <= set(answer[0]) and answer[0]["top_sensor"] in sensors
         start = time.perf_counter()
         one = post(rows.iloc[:1].reset_index(drop=True))
         assert len(one) == 1 and math.isfinite(one[0]["score"]) and time.perf_counter() - start < 5
@@ -629,10 +630,13 @@ def test_served_detector_answers_http_and_monitor_streams(repo, tmp_path):
 
     folder = json.loads((repo / "models/sensor/run.json").read_text())["series"][0]["folder"]
     detector = AnomalyDetector.from_model(load_model(str(repo / "models/sensor" / folder / "model.pt")))
-    expected = detector.flags(detector.score(series[sensors].to_numpy(dtype="float32")))
+    scores, shares = detector.score_and_shares(series[sensors].to_numpy(dtype="float32"))
+    expected = detector.flags(scores)
     assert [f[0] for f in flagged] == series["timestamp"][expected].tolist()
     alarms = detector.alarms(expected)
-    assert [f[0] for f in flagged if f[-1] == "ALARM"] == series["timestamp"][alarms].tolist()
+    assert [f[0] for f in flagged if f[3] == "ALARM"] == series["timestamp"][alarms].tolist()
+    # every flagged line names its sensors, largest share first ("pressure 71%, flow 12%")
+    assert [f[-1].split(" ")[0] for f in flagged] == [sensors[j] for j in shares[expected].argmax(axis=1)]
     assert f"{len(series)} rows, {int(expected.sum())} flagged, {int(alarms.sum())} alarm" in res.stderr
 
 

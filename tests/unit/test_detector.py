@@ -215,6 +215,63 @@ def test_a_stuck_sensor_is_flagged_though_its_error_falls(detector):
     np.testing.assert_allclose(online, scores, rtol=1e-5, atol=1e-6)
 
 
+def _attributing(detector: AnomalyDetector) -> AnomalyDetector:
+    """The fixture's detector with each sensor's normal error measured as the train stage does."""
+    from aeflow.usecases.sensor.detector import sensor_error_scale
+
+    normal = detector.per_sensor(_series(300, seed=5))[100:]
+    cfg = {**detector.config, "sensor_error_scale": sensor_error_scale(normal)}
+    cfg["flat_limits"] = flat_limits(_series()[:300], 4)
+    return AnomalyDetector(detector.model, cfg)
+
+
+@pytest.mark.parametrize("sensor", [0, 1, 2])
+def test_the_faulty_sensor_takes_the_largest_share_in_batch_and_online(detector, sensor):
+    """A level shift of 4 σ on one sensor: every reading of the fault after its first (whose share is
+    smoothed with the normal rows before it) names that sensor first, with most of the score; normal rows
+    share the score among all sensors; online shares equal batch shares."""
+    d = _attributing(detector)
+    values = _series(300, seed=7)
+    sigma = values[:150, sensor].std()
+    values[200:240, sensor] += 4 * sigma
+    scores, shares = d.score_and_shares(values)
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0, atol=1e-9)
+    assert (shares.argmax(axis=1)[201:240] == sensor).all()
+    assert shares[201:240, sensor].mean() > 0.6
+    assert shares[50:190, sensor].mean() < 0.5  # normal rows: no sensor stands out like that
+    np.testing.assert_allclose(scores, d.score(values))
+    # flagged readings share by repair: the drop in error when one sensor reads its reconstruction
+    rows = np.flatnonzero(d.flags(scores))
+    assert len(rows) >= 19 and set(rows) <= set(range(200, 260))
+    drops = np.clip(d.repair_drops(d.windows_of(values)[rows]), 0, None)
+    np.testing.assert_allclose(shares[rows], drops / drops.sum(axis=1, keepdims=True))
+    scorer = StreamScorer(d)
+    online = []
+    for row in values:
+        scorer.push(row)
+        online.append(scorer.shares.copy())
+    np.testing.assert_allclose(np.array(online), shares, rtol=1e-5, atol=1e-7)
+    top = d.top_sensors(shares[220:221])[0]
+    assert top[0][0] == SENSORS[sensor] and top[0][1] == pytest.approx(shares[220, sensor])
+
+
+def test_a_stuck_sensor_takes_the_whole_share_and_the_monitor_names_it(detector):
+    """A frozen sensor's error *falls*; the flatline guard flags the row and names that sensor alone."""
+    from aeflow.usecases.sensor.detector import RowStream
+
+    d = _attributing(detector)
+    values = _series(300, seed=3)
+    values[200:230, 1] = values[199, 1]
+    _, shares = d.score_and_shares(values)
+    stuck_rows = d.stuck(flat_runs(values)).any(axis=1)
+    assert stuck_rows[210:230].all() and not stuck_rows[:200].any()
+    np.testing.assert_array_equal(shares[stuck_rows], np.tile([0.0, 1.0, 0.0], (int(stuck_rows.sum()), 1)))
+    stream = RowStream(d)
+    notes = [stream.push(dict(zip(SENSORS, map(str, row), strict=True))) for row in values]
+    _, flag, note = notes[225]
+    assert flag and note.startswith("b 100%")
+
+
 def test_a_spike_raises_the_score_at_once(detector):
     values = _series(300, seed=2)
     values[200, 2] += 30
@@ -239,7 +296,10 @@ def test_pyfunc_answers_readings_and_checks_columns(detector, tmp_path):
         timestamp=pd.date_range("2026-01-01", periods=64, freq="5min")
     )
     out = pyfunc.predict(None, frame)
-    assert list(out.columns) == ["score", "flag", "alarm", "threshold"] and len(out) == 64
+    shares = [f"share_{c}" for c in SENSORS]
+    assert list(out.columns) == ["score", "flag", "alarm", "threshold", "top_sensor", *shares]
+    assert len(out) == 64 and set(out["top_sensor"]) <= set(SENSORS)
+    np.testing.assert_allclose(out[shares].sum(axis=1), 1.0, atol=2e-4)  # rounded to 4 places each
     np.testing.assert_allclose(out["score"], detector.score(values), rtol=1e-6)
     one = pyfunc.predict(None, frame.iloc[:1])
     assert len(one) == 1 and np.isfinite(one["score"]).all()
@@ -272,3 +332,33 @@ def test_season_in_rows_follows_the_sampling_interval():
     assert season_rows(series, ThresholdParams()) == 0
     with pytest.raises(DataError, match=r"pump: sensor.threshold.season '10min' is 2 row\(s\).*Fix"):
         season_rows(series, ThresholdParams(season="10min", season_tolerance=2))
+
+
+def test_attribution_counts_flagged_fault_readings_and_pools_by_reading():
+    """Top-1/top-2 over the flagged readings inside each injected fault; series pool by reading."""
+    from aeflow.usecases.sensor.evaluate import attribution, pooled
+
+    shares = np.tile([0.2, 0.3, 0.5], (20, 1))  # sensor c first, b second everywhere
+    shares[10:14] = [0.7, 0.2, 0.1]  # rows 10-13 name sensor a first
+    shares[15] = [0.5, 0.1, 0.4]  # row 15: b last
+    flags = np.zeros(20, dtype=bool)
+    flags[10:16] = True  # rows 10-15 flagged
+    events = [
+        {"kind": "spike", "sensor": "a", "start": 10, "end": 13},  # 3 flagged, all top 1
+        {"kind": "drift", "sensor": "b", "start": 13, "end": 18},  # flagged 13-15: top 2 at 14-15 only
+    ]
+    got = attribution(shares, flags, events, SENSORS)
+    assert got["attribution_readings"] == 6
+    assert got["attribution_top1"] == pytest.approx(3 / 6)  # a at 10-12; b never first
+    assert got["attribution_top2"] == pytest.approx(5 / 6)  # b second at rows 13 (a, b) and 14 (c, b)
+    assert got["attribution_top1_by_kind"] == {"drift": 0.0, "spike": 1.0}
+    assert attribution(shares, flags, events, ["value"]) == {}  # one sensor: nothing to name
+    rows = [
+        {"tp": 8, "fp": 2, "fn": 2, "tn": 88, "events_total": 2, "events_detected": 2},
+        {"tp": 0, "fp": 10, "fn": 10, "tn": 880, "events_total": 3, "events_detected": 0},
+    ]
+    p = pooled(rows)
+    assert p["pooled_f1"] == pytest.approx(16 / (16 + 12 + 12))  # not the mean of 0.8 and 0.0
+    assert p["pooled_far_pct"] == pytest.approx(100 * 12 / 980, abs=1e-4)
+    assert p["pooled_mar_pct"] == pytest.approx(100 * 12 / 20)
+    assert p["pooled_event_recall"] == pytest.approx(2 / 5) and p["pooled_readings"] == 1000

@@ -263,6 +263,39 @@ def test_wide_csv_with_semicolons_is_sniffed(tmp_path, wide_frame):
     assert "';'" in str(exc.value) and "sensor.ingest.delimiter" in str(exc.value)
 
 
+def test_files_as_experiments_split_each_file_by_rows_or_by_time(tmp_path, wide_frame):
+    """A folder of labelled wide files (a test rig: one experiment per file, 1 s readings, the first rows
+    normal): each file its own series, trained on its own first rows, set by params alone."""
+    rig = tmp_path / "rig"
+    for i, rows in enumerate((576, 500)):
+        f = wide_frame.head(rows).copy()
+        f["time"] = pd.date_range("2026-03-01 10:00:00", periods=rows, freq="1s") + pd.Timedelta(days=i)
+        write_wide(rig / f"run-{i}.csv", f)
+    by_rows = ingest_sensor(wide_params(rig, label_column="state", train_rows=400), 0)
+    assert [s.name for s in by_rows] == ["run-0.csv", "run-1.csv"]
+    assert [s.splits for s in by_rows] == [
+        {"train": (0, 400), "val": (400, 400), "test": (400, 576)},
+        {"train": (0, 400), "val": (400, 400), "test": (400, 500)},
+    ]
+    with_val = ingest_sensor(wide_params(rig, label_column="state", train_rows=300, val_rows=50), 0)
+    assert with_val[1].splits == {"train": (0, 300), "val": (300, 350), "test": (350, 500)}
+    # 6 min 40 s of 1 s readings = 400 rows; then 1 min of validation = 60 rows
+    by_span = ingest_sensor(wide_params(rig, label_column="state", train_span="400s", val_span="1min"), 0)
+    assert [s.splits for s in by_span] == [
+        {"train": (0, 400), "val": (400, 460), "test": (460, 576)},
+        {"train": (0, 400), "val": (400, 460), "test": (460, 500)},
+    ]
+    with pytest.raises(DataError, match="train_rows") as exc:  # the short file is named
+        ingest_sensor(wide_params(rig, label_column="state", train_rows=520), 0)
+    assert "run-1.csv" in str(exc.value) and "500 rows" in str(exc.value)
+    with pytest.raises(ValueError, match="train_span '400 apples' is not a time span"):
+        wide_params(rig, train_span="400 apples")
+    with pytest.raises(ValueError, match="train_rows or train_span, not both"):
+        wide_params(rig, train_rows=4, train_span="4s")
+    with pytest.raises(ValueError, match="need train_rows or train_span"):
+        wide_params(rig, val_rows=4)
+
+
 def test_text_column_is_an_error_naming_it(tmp_path, wide_frame):
     f = wide_frame.copy()
     f["operator"] = "anna"

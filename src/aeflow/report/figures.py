@@ -175,9 +175,12 @@ def anomaly_timeline(
     windows: Sequence[tuple[int, int]],
     flags: np.ndarray,
     title: str,
+    causes: np.ndarray | None = None,
 ) -> bytes:
     """Readings (top), reconstruction error with the threshold (bottom); true anomaly windows shaded red,
-    detections marked: where the error spikes and whether that is where the faults are."""
+    detections marked: where the error spikes and whether that is where the faults are. With ``causes``
+    (per row, the index of the series most responsible), each detection takes that series' colour from the
+    top panel, so a reader sees which one went wrong."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,10 +188,12 @@ def anomaly_timeline(
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 4.6), dpi=100, sharex=True, height_ratios=[1.3, 1])
     t = np.asarray(times)
+    colours = []
     for c, name in enumerate(sensors):
         col = values[:, c]
         span = np.nanstd(col) or 1.0
-        top.plot(t, (col - np.nanmean(col)) / span + 4 * c, lw=0.6, label=name)
+        (line,) = top.plot(t, (col - np.nanmean(col)) / span + 4 * c, lw=0.6, label=name)
+        colours.append(line.get_color())
     top.set_yticks([4 * c for c in range(len(sensors))], list(sensors), fontsize=7)
     bottom.plot(t, score, lw=0.7, color="#3b6ea8", label="reconstruction error")
     if np.isfinite(threshold):
@@ -197,7 +202,12 @@ def anomaly_timeline(
         for ax in (top, bottom):
             ax.axvspan(t[a], t[min(b, len(t) - 1)], color="#b3261e", alpha=0.15, lw=0)
     hits = np.flatnonzero(flags)
-    if len(hits):
+    if len(hits) and causes is not None:
+        for c, name in enumerate(sensors):
+            mine = hits[np.asarray(causes)[hits] == c]
+            if len(mine):
+                bottom.plot(t[mine], score[mine], "o", ms=2.5, color=colours[c], label=f"flagged: {name}")
+    elif len(hits):
         bottom.plot(t[hits], score[hits], "o", ms=2, color="#b3261e", label="flagged")
     bottom.set_yscale("log")
     bottom.set_ylabel("error", fontsize=8)

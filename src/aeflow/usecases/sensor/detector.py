@@ -52,6 +52,10 @@ class AnomalyDetector:
         self.season_tolerance = int(config.get("season_tolerance") or 0)
         self.threshold = float(config["threshold"]) if config.get("threshold") is not None else float("inf")
         self.scaler = Scaler.from_json(config["scaler"])
+        scale = config.get("sensor_error_scale")  # absent in detectors trained before attribution
+        self.error_scale = np.maximum(
+            np.asarray(scale if scale is not None else [1.0] * len(self.sensors), dtype=np.float64), MIN_SCALE
+        )
         self.config = config
 
     @classmethod
@@ -76,13 +80,32 @@ class AnomalyDetector:
                 out[i : i + len(x)] = err.mean(dim=-1).numpy()
         return out
 
-    def per_sensor(self, values: np.ndarray) -> np.ndarray:
-        """Unsmoothed per-sensor errors of every row (rows × sensors).
-
-        Early rows are scored with a window front-padded by repeating the first reading.
-        """
+    def windows_of(self, values: np.ndarray) -> np.ndarray:
+        """The window ending at every row, scaled (rows × sensors × length); early rows' windows are
+        front-padded by repeating the first reading."""
         x = self.scaler.transform(fill_missing(np.asarray(values, dtype=np.float32), self.scaler.center))
-        return self.window_errors(make_windows(pad_front(x, self.length), self.length))
+        return make_windows(pad_front(x, self.length), self.length)
+
+    def per_sensor(self, values: np.ndarray) -> np.ndarray:
+        """Unsmoothed per-sensor errors of every row (rows × sensors)."""
+        return self.window_errors(self.windows_of(values))
+
+    def repair_drops(self, windows: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """For each window and sensor, how much of the window's error goes away when that sensor's readings
+        are replaced by the model's reconstruction of them, all else kept (windows × sensors)."""
+        k, n = self.score_steps, len(self.sensors)
+        out = np.empty((len(windows), n), dtype=np.float64)
+        with torch.inference_mode():
+            for i in range(0, len(windows), batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size]))
+                recon = self.model(x)
+                base = ((recon[..., -k:] - x[..., -k:]) ** 2).mean(dim=(-1, -2))
+                for j in range(n):
+                    repaired = x.clone()
+                    repaired[:, j, :] = recon[:, j, :]
+                    err = ((self.model(repaired)[..., -k:] - repaired[..., -k:]) ** 2).mean(dim=(-1, -2))
+                    out[i : i + len(x), j] = (base - err).double().numpy()
+        return out
 
     def errors(self, values: np.ndarray) -> np.ndarray:
         """Raw (unsmoothed) error of every row, averaged over sensors, float64."""
@@ -90,8 +113,60 @@ class AnomalyDetector:
 
     def score(self, values: np.ndarray) -> np.ndarray:
         """Anomaly score of every row (raised above the threshold where a sensor is stuck)."""
+        return self.score_and_shares(values)[0]
+
+    def score_and_shares(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every row's score and each sensor's share of it (rows × sensors, each row summing to 1): the
+        question a plant operator asks first is *which* sensor.
+
+        A flagged reading's shares answer "which sensor, if it read what the model expects, would explain
+        the error away": each sensor's readings in the window are replaced by their reconstruction in
+        turn (:meth:`repair_drops`) and the drops in error are the shares. Reading each sensor's own error
+        instead blames the wrong one once a fault lasts: the model, encoding all sensors jointly, bends its
+        reconstruction of the sensors correlated with the faulty one towards the fault (on the simulator, a
+        40-reading level shift of the motor current was put on vibration for half its readings; by repair,
+        never). That costs one pass per sensor, so only flagged readings pay it. Other readings share by
+        their reconstruction error, smoothed as the score is, in units of the sensor's own normal error
+        (``sensor_error_scale``, measured where the threshold is fitted). A stuck sensor (see
+        :meth:`flatline_boost`) is reconstructed *well*, so where sensors are stuck they share the row.
+        """
         x = np.asarray(values, dtype=np.float32)
-        return self.flatline_boost(self.score_errors(self.errors(x)), flat_runs(x))
+        windows = self.windows_of(x)
+        per = self.window_errors(windows)
+        runs = flat_runs(x)
+        score = self.flatline_boost(self.score_errors(per.mean(axis=1, dtype=np.float64)), runs)
+        shares = self.shares(per, runs)
+        stuck = self.stuck(runs).any(axis=1)
+        rows = np.flatnonzero(self.flags(score) & ~stuck)  # what an alarm needs explained
+        if len(rows):
+            shares[rows] = _repair_shares(self.repair_drops(windows[rows]), shares[rows])
+        return score, shares
+
+    def shares(self, per_sensor: np.ndarray, runs: np.ndarray) -> np.ndarray:
+        """Each sensor's share of each row's error, unflagged rows' rule (see :meth:`score_and_shares`)."""
+        from aeflow.evaluation.thresholds import smooth
+
+        normalised = np.asarray(per_sensor, dtype=np.float64) / self.error_scale[None, :]
+        if self.smoothing > 1:
+            normalised = np.stack(
+                [smooth(normalised[:, j], self.smoothing) for j in range(normalised.shape[1])], axis=1
+            )
+        return _attribute(normalised, self.stuck(runs))
+
+    def stuck(self, runs: np.ndarray) -> np.ndarray:
+        """Rows × sensors: repeating one reading longer than the sensor ever did in training."""
+        limits = self.config.get("flat_limits")
+        if not limits:
+            return np.zeros(np.shape(runs), dtype=bool)
+        return np.asarray(runs) >= np.asarray(limits, dtype=np.int64)[None, :]
+
+    def top_sensors(self, shares: np.ndarray, k: int = 2) -> list[list[tuple[str, float]]]:
+        """The ``k`` sensors with the largest share per row, largest first, with their shares."""
+        k = min(k, len(self.sensors))
+        order = np.argsort(-shares, axis=1, kind="stable")[:, :k]
+        return [
+            [(self.sensors[j], float(row[j])) for j in idx] for idx, row in zip(order, shares, strict=True)
+        ]
 
     def score_errors(self, errors: np.ndarray, reference: tuple[float, float] | None = None) -> np.ndarray:
         """Scores from raw errors: smoothed, relative to their past when ``history`` is set, and above the
@@ -128,10 +203,9 @@ class AnomalyDetector:
         on the training segment, so sensors that legitimately repeat values (counts, quantised readings)
         are left alone.
         """
-        limits = self.config.get("flat_limits")
-        if not limits or not np.isfinite(self.threshold):
+        if not self.config.get("flat_limits") or not np.isfinite(self.threshold):
             return score
-        stuck = (runs >= np.asarray(limits, dtype=np.int64)[None, :]).any(axis=1)
+        stuck = self.stuck(runs).any(axis=1)
         lifted = 2.0 * self.threshold if self.threshold > 0 else self.threshold + 1.0
         return np.where(stuck, np.maximum(score, lifted), score)
 
@@ -145,6 +219,35 @@ class AnomalyDetector:
                 f"{where}: missing sensor column(s) {', '.join(missing)}; the model expects "
                 f"{', '.join(self.sensors)} (found {', '.join(map(str, columns))}). Fix: rename the columns."
             )
+
+
+#: the smallest normal error a sensor's share is measured in (a sensor reconstructed perfectly in
+#: training would otherwise take every row's whole share for the least error)
+MIN_SCALE = 1e-6
+
+
+def _attribute(normalised: np.ndarray, stuck: np.ndarray) -> np.ndarray:
+    """Shares from normalised per-sensor errors; rows with stuck sensors are theirs alone."""
+    total = normalised.sum(axis=1, keepdims=True)
+    n = normalised.shape[1]
+    shares = np.where(total > 0, normalised / np.where(total > 0, total, 1.0), 1.0 / n)
+    any_stuck = stuck.any(axis=1)
+    if any_stuck.any():
+        counts = stuck.sum(axis=1, keepdims=True)
+        shares[any_stuck] = (stuck / np.maximum(counts, 1))[any_stuck]
+    return shares
+
+
+def _repair_shares(drops: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Positive error drops as shares; a row where no sensor's repair lowers the error keeps ``fallback``."""
+    gain = np.clip(drops, 0.0, None)
+    total = gain.sum(axis=1, keepdims=True)
+    return np.where(total > 0, gain / np.where(total > 0, total, 1.0), fallback)
+
+
+def sensor_error_scale(per_sensor: np.ndarray) -> list[float]:
+    """Each sensor's normal reconstruction error (mean over normal rows), the unit of its share."""
+    return [float(max(v, MIN_SCALE)) for v in np.asarray(per_sensor, dtype=np.float64).mean(axis=0)]
 
 
 def flat_runs(values: np.ndarray) -> np.ndarray:
@@ -209,6 +312,9 @@ class StreamScorer:
         self.d = detector
         self.window: deque[np.ndarray] = deque(maxlen=detector.length)
         self.recent: deque[float] = deque(maxlen=detector.smoothing + detector.history)
+        self.recent_sensors: deque[np.ndarray] = deque(maxlen=detector.smoothing)
+        #: each sensor's share of the last pushed row's score (as :meth:`AnomalyDetector.score_and_shares`)
+        self.shares = np.full(len(detector.sensors), 1.0 / len(detector.sensors))
         self.past_scores: deque[float] = deque(maxlen=detector.season + detector.season_tolerance)
         self.rows = 0
         self.last_alarm: int | None = None
@@ -233,11 +339,18 @@ class StreamScorer:
             self.window.extend([scaled] * (self.d.length - 1))
         self.window.append(scaled)
         win = np.stack(self.window, axis=1)[None]  # (1, C, L)
-        err = float(self.d.window_errors(win).mean(dtype=np.float64))
+        per = self.d.window_errors(win)[0]
+        err = float(per.mean(dtype=np.float64))
         self.recent.append(err)
+        self.recent_sensors.append(per.astype(np.float64) / self.d.error_scale)
+        smoothed = np.mean(np.stack(self.recent_sensors), axis=0)  # as smooth(): the kept rows' mean
+        stuck = self.d.stuck(self.runs[None])
+        self.shares = _attribute(smoothed[None, :], stuck)[0]
         score = self._seasonal(self._score())
         score = float(self.d.flatline_boost(np.array([score]), self.runs[None])[0])
         flag = score > self.d.threshold
+        if flag and not stuck.any():  # as in batch: a flagged reading's shares by repair
+            self.shares = _repair_shares(self.d.repair_drops(win), self.shares[None])[0]
         self.alarm = flag and (self.last_alarm is None or self.rows - self.last_alarm > self.d.cooldown)
         if self.alarm:
             self.last_alarm = self.rows
@@ -299,7 +412,8 @@ class RowStream:
             except ValueError:
                 raise DataError(f"column {s!r}: {cell!r} is not a number. Fix the value.") from None
         score, flag = self.scorer.push(np.asarray(reading))
-        return score, bool(flag), ""
+        top = self.detector.top_sensors(self.scorer.shares[None, :])[0]
+        return score, bool(flag), ", ".join(f"{name} {share:.0%}" for name, share in top)
 
     def summary(self) -> str:
         d = self.detector

@@ -67,6 +67,62 @@ def recall_by_kind(
     return {k: round(float(np.mean(v)), 4) for k, v in sorted(by_kind.items())}
 
 
+def attribution(
+    shares: np.ndarray, flags: np.ndarray, injected: list[dict[str, Any]], sensors: list[str]
+) -> dict[str, Any]:
+    """How often the detector names the faulty sensor: over the flagged readings inside injected faults
+    (each on one sensor), the share where it is the top sensor and where it is in the top 2, overall and
+    per fault kind. Counts are kept so that series pool by reading, not by series."""
+    if len(sensors) < 2 or not injected:
+        return {}
+    order = np.argsort(-shares, axis=1, kind="stable")
+    hits = {"readings": 0, "top1": 0, "top2": 0}
+    by_kind: dict[str, list[int]] = {}
+    for e in injected:
+        if e.get("sensor") not in sensors:
+            continue
+        j = sensors.index(e["sensor"])
+        rows = np.arange(int(e["start"]), int(e["end"]))
+        rows = rows[flags[rows]]
+        top1 = int((order[rows, 0] == j).sum())
+        top2 = int((order[rows, :2] == j).any(axis=1).sum())
+        hits["readings"] += len(rows)
+        hits["top1"] += top1
+        hits["top2"] += top2
+        kind = by_kind.setdefault(e["kind"], [0, 0])
+        kind[0] += top1
+        kind[1] += len(rows)
+    n = hits["readings"]
+    return {
+        "attribution_readings": n,
+        "attribution_top1_hits": hits["top1"],
+        "attribution_top2_hits": hits["top2"],
+        "attribution_top1": round(hits["top1"] / n, 6) if n else None,
+        "attribution_top2": round(hits["top2"] / n, 6) if n else None,
+        "attribution_top1_by_kind": {k: round(a / b, 4) for k, (a, b) in sorted(by_kind.items()) if b},
+    }
+
+
+def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Point and event metrics over every scored reading of every series at once (the mean over series
+    weighs a short file like a long one): point F1, false-alarm and missed-alarm rates in percent of
+    normal and anomalous readings, event recall over all events."""
+    tp, fp, fn, tn = (sum(int(r.get(k) or 0) for r in rows) for k in ("tp", "fp", "fn", "tn"))
+    events = sum(int(r.get("events_total") or 0) for r in rows)
+    found = sum(int(r.get("events_detected") or 0) for r in rows)
+
+    def pct(a: int, b: int) -> float | None:
+        return round(100.0 * a / b, 4) if b else None
+
+    return {
+        "pooled_f1": round(2 * tp / (2 * tp + fp + fn), 6) if tp + fp + fn else None,
+        "pooled_far_pct": pct(fp, fp + tn),
+        "pooled_mar_pct": pct(fn, fn + tp),
+        "pooled_event_recall": round(found / events, 6) if events else None,
+        "pooled_readings": tp + fp + fn + tn,
+    }
+
+
 def method_scores(
     params: Params, detector: Any, values: np.ndarray, bounds: dict[str, tuple[int, int]]
 ) -> dict[str, tuple[np.ndarray, float, dict[str, Any]]]:
@@ -157,6 +213,7 @@ def evaluate(
             probation = probationary_length(len(values))
             per_method: dict[str, Any] = {}
             methods = method_scores(params, d, values, bounds)
+            _, shares = d.score_and_shares(values)
             for name, (score, thr, details) in methods.items():
                 flags = score > thr
                 # Detections count in the scored segment only (train/val are normal by construction).
@@ -169,6 +226,8 @@ def evaluate(
                 m.update(anomaly.event_metrics(labels[a0:a1], flags[a0:a1], tolerance=grace))
                 m.update(anomaly.ranking_metrics(labels[a0:a1], score[a0:a1]))
                 m["recall_by_kind"] = recall_by_kind(m.pop("events", []), events.get(s.name, []), a0)
+                if name == "autoencoder":  # only the autoencoder names sensors
+                    m.update(attribution(shares, flags, events.get(s.name, []), sensors))
                 # NAB counts alarms: every one outside a window is a false positive, so each method's
                 # flags go through the detector's cooldown.
                 alarms = d.alarms(flags)
@@ -199,7 +258,8 @@ def evaluate(
                 thr,
                 windows,
                 (score > thr) & (np.arange(len(score)) >= a0),
-                f"{s.name}: autoencoder reconstruction error",
+                f"{s.name}: autoencoder reconstruction error (flagged readings coloured by top sensor)",
+                causes=shares.argmax(axis=1) if len(sensors) > 1 else None,
             )
             (tmp / f"{stem}_timeline.png").write_bytes(png)
             contrib = d.per_sensor(values)
@@ -231,6 +291,15 @@ def evaluate(
                 vals = [r[key] for r in rows if r.get(key) is not None]
                 agg[key] = round(float(np.mean(vals)), 6) if vals else None
             agg["alarms"] = int(sum(r.get("alarms", 0) for r in rows))  # a count: summed over series
+            agg.update(pooled(rows))
+            read = sum(r.get("attribution_readings", 0) for r in rows)
+            if read:  # pooled over every flagged fault reading of every series
+                for k in ("top1", "top2"):
+                    agg[f"attribution_{k}"] = round(
+                        sum(r[f"attribution_{k}_hits"] for r in rows if r.get("attribution_readings")) / read,
+                        6,
+                    )
+                agg["attribution_readings"] = read
             for prof, (raw, null, perfect) in nab_sums.get(name, {}).items():
                 agg[f"nab_{prof}"] = (
                     round(normalised_score(raw, null, perfect), 4) if perfect != null else None

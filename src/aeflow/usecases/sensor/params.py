@@ -32,8 +32,12 @@ class SensorIngestParams(Strict):
     ``label_column``). ``nab`` downloads ``nab_files`` from ``nab_base_url`` (+ the label windows).
 
     Splits are in time order: the first ``train_fraction`` trains (normal data only), the next
-    ``val_fraction`` sets the threshold, the rest is scored. For NAB files the whole series is scored as NAB
-    does, and training uses the probationary period (the first 15 %).
+    ``val_fraction`` sets the threshold, the rest is scored. Where each file is its own experiment whose
+    first readings are normal (a test rig, a run of a machine), split by what is known instead: the first
+    ``train_rows`` rows (or the first ``train_span`` of time, e.g. ``"2min"``) train, then ``val_rows`` /
+    ``val_span`` set the threshold (none: the threshold is fitted on the training rows, scored in
+    context), and the rest of each file is scored. For NAB files the whole series is scored as NAB does,
+    and training uses the probationary period (the first 15 %).
     """
 
     source: Literal["simulator", "csv", "nab"] = "simulator"
@@ -58,14 +62,47 @@ class SensorIngestParams(Strict):
     retries: Annotated[int, Field(ge=1, le=10)] = 3
     train_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5
     val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.15
+    train_rows: PositiveInt | None = None
+    val_rows: Annotated[int, Field(ge=0)] | None = None
+    train_span: str | None = None
+    val_span: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> SensorIngestParams:
         if self.source == "csv" and not self.path:
             raise ValueError("source 'csv' needs path: a CSV file or a folder of CSV files")
-        if self.train_fraction + self.val_fraction >= 0.95:
+        if self.train_rows is not None and self.train_span is not None:
+            raise ValueError("give train_rows or train_span, not both")
+        if self.val_rows is not None and self.val_span is not None:
+            raise ValueError("give val_rows or val_span, not both")
+        if (self.val_rows is not None or self.val_span is not None) and self.split_by is None:
+            raise ValueError("val_rows / val_span need train_rows or train_span (else val_fraction applies)")
+        for name in ("train_span", "val_span"):
+            text = getattr(self, name)
+            if text is not None:
+                span_seconds(text, name)
+        if self.split_by is None and self.train_fraction + self.val_fraction >= 0.95:
             raise ValueError("train_fraction + val_fraction must leave at least 5% of the series to score")
         return self
+
+    @property
+    def split_by(self) -> str | None:
+        """``"rows"`` or ``"span"`` when every series is split by a count or a time span; else ``None``
+        (fractions)."""
+        return "rows" if self.train_rows is not None else "span" if self.train_span is not None else None
+
+
+def span_seconds(text: str, name: str) -> float:
+    """A time span such as ``"2h"``, ``"90s"``, ``"1D"`` in seconds (pandas' notation), positive."""
+    import pandas as pd
+
+    try:
+        seconds = pd.Timedelta(text).total_seconds()
+    except (ValueError, TypeError):
+        raise ValueError(f"{name} {text!r} is not a time span; use e.g. '400s', '2min', '6h', '1D'") from None
+    if seconds <= 0:
+        raise ValueError(f"{name} {text!r} must be longer than zero")
+    return seconds
 
 
 class SensorValidateParams(Strict):

@@ -27,7 +27,7 @@ def segments(series: Any, params: Params) -> dict[str, tuple[int, int]]:
 
     if series.splits:
         return {k: (int(a), int(b)) for k, (a, b) in series.splits.items()}
-    return split_bounds(len(series.frame), params.sensor.ingest, nab=series.nab)
+    return split_bounds(len(series.frame), params.sensor.ingest, series.nab, series.frame["timestamp"])
 
 
 def season_rows(series: Any, p: ThresholdParams) -> int:

@@ -5,7 +5,9 @@ AnomalyDetector`). Its only artifact is the weights-only ``model.pt`` written by
 inside), so serving never unpickles a network. A request is a frame of readings, one row per time step in
 time order, with one column per sensor (other columns, e.g. a timestamp, are ignored); the answer has one
 row per reading: ``score``, ``flag``, ``alarm`` (flagged and outside the previous alarm's cooldown, within
-the request) and the ``threshold``. The first rows of a request are scored with a
+the request), the ``threshold``, and which sensor: ``top_sensor`` and each sensor's share of the score
+(``share_<sensor>``, see :meth:`~aeflow.usecases.sensor.detector.AnomalyDetector.score_and_shares`). The
+first rows of a request are scored with a
 window padded by repeating the first reading, so even a 1-row request gets an answer.
 """
 
@@ -44,16 +46,32 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
         except DataError as exc:
             raise bad_request(str(exc)) from None
         values = readings(frame, d.sensors)
-        scores = d.score(values)
+        scores, shares = d.score_and_shares(values)
         flags = d.flags(scores)
-        return pd.DataFrame(
-            {
-                "score": scores.astype(np.float64),
-                "flag": flags,
-                "alarm": d.alarms(flags),
-                "threshold": d.threshold,
-            }
-        )
+        return answer_frame(d.sensors, scores, flags, d.alarms(flags), d.threshold, shares)
+
+
+def answer_frame(
+    sensors: list[str],
+    scores: np.ndarray,
+    flags: np.ndarray,
+    alarms: np.ndarray,
+    threshold: float,
+    shares: np.ndarray,
+) -> pd.DataFrame:
+    """The served answer: ``score``, ``flag``, ``alarm``, ``threshold``, the ``top_sensor`` (the largest
+    share) and every sensor's share of the score (``share_<sensor>``, summing to 1 per row)."""
+    top = np.asarray(sensors, dtype=object)[np.argmax(shares, axis=1)] if len(scores) else []
+    return pd.DataFrame(
+        {
+            "score": np.asarray(scores, dtype=np.float64),
+            "flag": np.asarray(flags, dtype=bool),
+            "alarm": np.asarray(alarms, dtype=bool),
+            "threshold": float(threshold),
+            "top_sensor": top,
+            **{f"share_{s}": np.round(shares[:, j], 4) for j, s in enumerate(sensors)},
+        }
+    )
 
 
 def readings(frame: pd.DataFrame, sensors: list[str]) -> np.ndarray:
@@ -84,9 +102,8 @@ def signature(sensors: list[str]) -> Any:
     from mlflow.models import infer_signature
 
     example = pd.DataFrame({s: np.zeros(3, dtype=np.float64) for s in sensors})
-    output = pd.DataFrame(
-        {"score": [0.0] * 3, "flag": [False] * 3, "alarm": [False] * 3, "threshold": [1.0] * 3}
-    )
+    even = np.full((3, len(sensors)), 1.0 / len(sensors))
+    output = answer_frame(sensors, np.zeros(3), np.zeros(3, bool), np.zeros(3, bool), 1.0, even)
     return infer_signature(example, output)
 
 

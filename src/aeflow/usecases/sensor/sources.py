@@ -648,7 +648,10 @@ def ingest_sensor(p: SensorIngestParams, seed: int) -> list[SensorSeries]:
             s.nab = True
             s.origin = p.nab_base_url.rstrip("/") + "/data/" + s.name
     for s in series:
-        s.splits = split_bounds(len(s.frame), p, s.nab)
+        try:
+            s.splits = split_bounds(len(s.frame), p, s.nab, s.frame["timestamp"])
+        except DataError as exc:
+            raise DataError(f"{s.origin or s.name}: {exc}") from None
     return series
 
 
@@ -658,7 +661,9 @@ def nab_probationary_rows(n_rows: int) -> int:
     return int(min(math.floor(NAB_PROBATIONARY_PERCENT * n_rows), NAB_PROBATIONARY_CAP))
 
 
-def split_bounds(n_rows: int, p: SensorIngestParams, nab: bool) -> dict[str, tuple[int, int]]:
+def split_bounds(
+    n_rows: int, p: SensorIngestParams, nab: bool, timestamps: pd.Series | None = None
+) -> dict[str, tuple[int, int]]:
     """Half-open row ranges ``{"train": (a, b), "val": (b, c), "test": (c, d)}`` in time order.
 
     Default: train = the first ``floor(train_fraction · n)`` rows, val = the next ``floor(val_fraction · n)``,
@@ -671,9 +676,15 @@ def split_bounds(n_rows: int, p: SensorIngestParams, nab: bool) -> dict[str, tup
     one row), and test is ``(0, n)``, the whole series, because NAB's scorer expects one score per row and
     drops the probationary rows itself; train and val therefore overlap test on purpose.
 
+    ``train_rows`` / ``train_span`` (files as experiments, each starting normal): train = the first rows or
+    the rows of the first span of time (``timestamps`` since the first one), val = the next ``val_rows``
+    rows or ``val_span`` (empty by default), test = the rest.
+
     Raises:
         DataError: the series is too short for non-empty train and test ranges.
     """
+    if not nab and p.split_by is not None:
+        return _split_by_count_or_span(n_rows, p, timestamps)
     if nab:
         prob = nab_probationary_rows(n_rows)
         n_val = max(1, math.floor(0.2 * prob))
@@ -690,6 +701,40 @@ def split_bounds(n_rows: int, p: SensorIngestParams, nab: bool) -> dict[str, tup
         raise DataError(
             f"a series of {n_rows} rows leaves an empty split with train_fraction = {p.train_fraction:g} and "
             f"val_fraction = {p.val_fraction:g}. Fix: use a longer series or change the fractions."
+        )
+    return {"train": (0, a), "val": (a, b), "test": (b, n_rows)}
+
+
+def _split_by_count_or_span(
+    n_rows: int, p: SensorIngestParams, timestamps: pd.Series | None
+) -> dict[str, tuple[int, int]]:
+    from aeflow.usecases.sensor.params import span_seconds
+
+    def rows_within(start: int, text: str) -> int:
+        if timestamps is None:
+            raise DataError("a split by time span needs the series' timestamps")
+        t = pd.to_datetime(timestamps).to_numpy()
+        end = (
+            t[start] + np.timedelta64(int(span_seconds(text, "span") * 1e9), "ns") if start < n_rows else None
+        )
+        return int(np.searchsorted(t, end, side="left")) - start if end is not None else 0
+
+    if p.split_by == "rows":
+        a, field = int(p.train_rows or 0), f"sensor.ingest.train_rows ({p.train_rows})"
+    else:
+        a, field = rows_within(0, str(p.train_span)), f"sensor.ingest.train_span ({p.train_span})"
+    if p.val_rows is not None:
+        n_val = int(p.val_rows)
+    elif p.val_span is not None:
+        n_val = rows_within(a, p.val_span)
+    else:
+        n_val = 0
+    b = a + n_val
+    if a < 1 or b >= n_rows:
+        raise DataError(
+            f"{n_rows} rows, but {field} with {n_val} validation row(s) leaves "
+            f"{'no training rows' if a < 1 else 'nothing to score'}. Fix: lower the training part "
+            "(sensor.ingest.train_rows / train_span, val_rows / val_span) or drop this file."
         )
     return {"train": (0, a), "val": (a, b), "test": (b, n_rows)}
 
@@ -724,7 +769,7 @@ def write_series(series: list[SensorSeries], out: Path, p: SensorIngestParams) -
     with atomic_dir(out) as tmp:
         for s, file in zip(series, names, strict=True):
             s.frame.to_csv(tmp / file, index=False)
-            splits = s.splits or split_bounds(len(s.frame), p, s.nab)
+            splits = s.splits or split_bounds(len(s.frame), p, s.nab, s.frame["timestamp"])
             entries.append(
                 {
                     "name": s.name,

@@ -21,7 +21,7 @@ REGISTRAR = "aeflow.usecases.sensor.serving:register_detector_file"
 
 def _job(params: Params, s: Any) -> TrainingJob:
     from aeflow.evaluation.thresholds import choose_threshold, history_stats
-    from aeflow.usecases.sensor.detector import AnomalyDetector, flat_limits
+    from aeflow.usecases.sensor.detector import AnomalyDetector, flat_limits, sensor_error_scale
     from aeflow.usecases.sensor.windows import Scaler, fill_missing, make_windows
 
     cfg = params.sensor
@@ -64,9 +64,11 @@ def _job(params: Params, s: Any) -> TrainingJob:
         # Threshold from normal validation data (the training segment if there is no validation segment),
         # scored with the readings before it as context, as it will be in use.
         ref = slice(v0, v1) if v1 - v0 >= w.length else slice(t0, t1)
+        plain = AnomalyDetector(model, {**model.data_config, "history": 0})
+        normal = plain.per_sensor(values[: ref.stop])[ref]  # per-sensor errors of normal readings
+        model.data_config["sensor_error_scale"] = sensor_error_scale(normal)  # the unit of each share
         if cfg.threshold.history:
-            plain = AnomalyDetector(model, {**model.data_config, "history": 0})
-            model.data_config["history_ref"] = list(history_stats(plain.errors(values[: ref.stop])[ref]))
+            model.data_config["history_ref"] = list(history_stats(normal.mean(axis=1, dtype=np.float64)))
         detector = AnomalyDetector.from_model(model)
         threshold, details = choose_threshold(detector.score(values[: ref.stop])[ref], cfg.threshold)
         model.data_config["threshold"] = float(threshold)
