@@ -28,6 +28,8 @@ class Sensor(UseCase):
         "summary.autoencoder.f1",
         "summary.autoencoder.event_recall",
         "summary.autoencoder.nab_standard",
+        "summary.autoencoder.attribution_top1",
+        "summary.autoencoder.attribution_top2",
         "summary.isolation_forest.pr_auc",
     )
     promotion_metric = "test/pr_auc"
