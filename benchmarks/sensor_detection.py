@@ -290,7 +290,8 @@ def nab_run(
             + ", ".join(f"{d} {published[d]['corpus']:.1f}" for d in PUBLISHED)
         )
     cv = cross_validated_nab(tmp)
-    for how, label in (("folder", "the other folders"), ("kfold", f"the other {KFOLD} − 1 folds of files")):
+    labels = {"folder": "the other folders", "kfold": f"the other folds (files dealt into {KFOLD})"}
+    for how, label in labels.items():
         score, groups = cv[how]
         print(
             f"autoencoder with threshold and cooldown chosen on {label} "
