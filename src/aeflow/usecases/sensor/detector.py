@@ -113,7 +113,16 @@ class AnomalyDetector:
 
     def score(self, values: np.ndarray) -> np.ndarray:
         """Anomaly score of every row (raised above the threshold where a sensor is stuck)."""
-        return self.score_and_shares(values)[0]
+        return self._scored(values)[0]
+
+    def _scored(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Scores, windows, per-sensor errors and repeat runs of every row."""
+        x = np.asarray(values, dtype=np.float32)
+        windows = self.windows_of(x)
+        per = self.window_errors(windows)
+        runs = flat_runs(x)
+        score = self.flatline_boost(self.score_errors(per.mean(axis=1, dtype=np.float64)), runs)
+        return score, windows, per, runs
 
     def score_and_shares(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every row's score and each sensor's share of it (rows × sensors, each row summing to 1): the
@@ -124,17 +133,14 @@ class AnomalyDetector:
         turn (:meth:`repair_drops`) and the drops in error are the shares. Reading each sensor's own error
         instead blames the wrong one once a fault lasts: the model, encoding all sensors jointly, bends its
         reconstruction of the sensors correlated with the faulty one towards the fault (on the simulator, a
-        40-reading level shift of the motor current was put on vibration for half its readings; by repair,
-        never). That costs one pass per sensor, so only flagged readings pay it. Other readings share by
-        their reconstruction error, smoothed as the score is, in units of the sensor's own normal error
-        (``sensor_error_scale``, measured where the threshold is fitted). A stuck sensor (see
-        :meth:`flatline_boost`) is reconstructed *well*, so where sensors are stuck they share the row.
+        37-reading level shift of the motor current was put on vibration or pressure for 17 of its
+        readings; by repair, none). That costs one pass per sensor, so only flagged readings pay it.
+        Other readings share by their reconstruction error, smoothed as the score is, in units of the
+        sensor's own normal error (``sensor_error_scale``, measured where the threshold is fitted). A
+        stuck sensor (see :meth:`flatline_boost`) is reconstructed *well*, so where sensors are stuck they
+        share the row.
         """
-        x = np.asarray(values, dtype=np.float32)
-        windows = self.windows_of(x)
-        per = self.window_errors(windows)
-        runs = flat_runs(x)
-        score = self.flatline_boost(self.score_errors(per.mean(axis=1, dtype=np.float64)), runs)
+        score, windows, per, runs = self._scored(values)
         shares = self.shares(per, runs)
         stuck = self.stuck(runs).any(axis=1)
         rows = np.flatnonzero(self.flags(score) & ~stuck)  # what an alarm needs explained

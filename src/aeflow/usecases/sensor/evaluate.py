@@ -106,7 +106,8 @@ def attribution(
 def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Point and event metrics over every scored reading of every series at once (the mean over series
     weighs a short file like a long one): point F1, false-alarm and missed-alarm rates in percent of
-    normal and anomalous readings, event recall over all events."""
+    normal and anomalous readings, event recall over all events, and the faulty sensor named first / in
+    the top 2 over all flagged fault readings."""
     tp, fp, fn, tn = (sum(int(r.get(k) or 0) for r in rows) for k in ("tp", "fp", "fn", "tn"))
     events = sum(int(r.get("events_total") or 0) for r in rows)
     found = sum(int(r.get("events_detected") or 0) for r in rows)
@@ -114,13 +115,21 @@ def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
     def pct(a: int, b: int) -> float | None:
         return round(100.0 * a / b, 4) if b else None
 
-    return {
+    out = {
         "pooled_f1": round(2 * tp / (2 * tp + fp + fn), 6) if tp + fp + fn else None,
         "pooled_far_pct": pct(fp, fp + tn),
         "pooled_mar_pct": pct(fn, fn + tp),
         "pooled_event_recall": round(found / events, 6) if events else None,
         "pooled_readings": tp + fp + fn + tn,
     }
+    read = sum(int(r.get("attribution_readings") or 0) for r in rows)
+    if read:  # which sensor: over every flagged fault reading of every series
+        for k in ("top1", "top2"):
+            out[f"attribution_{k}"] = round(
+                sum(int(r.get(f"attribution_{k}_hits") or 0) for r in rows) / read, 6
+            )
+        out["attribution_readings"] = read
+    return out
 
 
 def method_scores(
@@ -292,14 +301,6 @@ def evaluate(
                 agg[key] = round(float(np.mean(vals)), 6) if vals else None
             agg["alarms"] = int(sum(r.get("alarms", 0) for r in rows))  # a count: summed over series
             agg.update(pooled(rows))
-            read = sum(r.get("attribution_readings", 0) for r in rows)
-            if read:  # pooled over every flagged fault reading of every series
-                for k in ("top1", "top2"):
-                    agg[f"attribution_{k}"] = round(
-                        sum(r[f"attribution_{k}_hits"] for r in rows if r.get("attribution_readings")) / read,
-                        6,
-                    )
-                agg["attribution_readings"] = read
             for prof, (raw, null, perfect) in nab_sums.get(name, {}).items():
                 agg[f"nab_{prof}"] = (
                     round(normalised_score(raw, null, perfect), 4) if perfect != null else None

@@ -713,11 +713,11 @@ def _split_by_count_or_span(
     def rows_within(start: int, text: str) -> int:
         if timestamps is None:
             raise DataError("a split by time span needs the series' timestamps")
+        if start >= n_rows:
+            return 0
         t = pd.to_datetime(timestamps).to_numpy()
-        end = (
-            t[start] + np.timedelta64(int(span_seconds(text, "span") * 1e9), "ns") if start < n_rows else None
-        )
-        return int(np.searchsorted(t, end, side="left")) - start if end is not None else 0
+        end = t[start] + np.timedelta64(int(span_seconds(text, "span") * 1e9), "ns")
+        return int(np.searchsorted(t, end, side="left")) - start
 
     if p.split_by == "rows":
         a, field = int(p.train_rows or 0), f"sensor.ingest.train_rows ({p.train_rows})"
