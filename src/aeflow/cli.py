@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -99,9 +99,12 @@ def load_any_model(model: str, tracking_uri: str | None = None) -> object:
 @app.command("denoise")
 def denoise(
     input_wav: Annotated[
-        Path, typer.Argument(help="recording to clean (WAV/FLAC, any rate, mono or stereo)")
-    ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="where to write the denoised WAV")],
+        Path | None,
+        typer.Argument(help="recording to clean (WAV/FLAC, any rate, mono or stereo); none with --stream"),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="where to write the denoised WAV (16-bit)")
+    ] = None,
     model: Annotated[
         str, typer.Option(help="models:/<name>@<alias>, models:/<name>/<version> or a local model.pt")
     ] = "models/speech/model.pt",
@@ -109,31 +112,90 @@ def denoise(
     keep_rate: Annotated[
         bool, typer.Option(help="resample the result back to the input's rate (else the model's rate)")
     ] = True,
+    stream: Annotated[
+        bool,
+        typer.Option("--stream", help="read audio from stdin, write cleaned audio to stdout as it is ready"),
+    ] = False,
+    audio_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="--stream: wav (PCM or float WAV in, 16-bit WAV out) or raw (16-bit little-endian mono PCM "
+            "in and out)",
+        ),
+    ] = "wav",
+    rate: Annotated[
+        int | None, typer.Option(help="--stream --format raw: the input's sample rate, Hz")
+    ] = None,
+    block_s: Annotated[
+        float | None,
+        typer.Option(help="seconds cleaned at a time (default: 10 for a file, 0.5 for --stream)"),
+    ] = None,
 ) -> None:
-    """Denoise one recording with a trained speech model.
+    """Denoise a recording with a trained speech model, block by block (constant memory).
 
-    Stereo is folded to mono and the audio is resampled to the model's rate (and back, by default);
-    recordings of any length are processed whole.
+    Stereo is folded to mono and the audio is resampled to the model's rate and back (by default), keeping
+    the band above the model's rate. ``--stream`` cleans stdin to stdout with a delay of one block plus
+    the model's context (half its noise window plus one patch); both give the samples of cleaning the
+    recording whole.
     """
+    import sys
+
     import numpy as np
 
-    from aeflow.usecases.speech.audio import read_audio, resample, write_wav
-    from aeflow.usecases.speech.enhance import SpeechDenoiser
+    from aeflow.usecases.speech.audio import open_recording, pcm16, read_blocks, write_pcm16
+    from aeflow.usecases.speech.enhance import RecordingDenoiser, SpeechDenoiser, denoise_blocks
 
+    errors = Console(stderr=True, soft_wrap=True)
     try:
-        audio, rate = read_audio(input_wav)
-        denoiser = SpeechDenoiser(load_any_model(model, tracking_uri))
-        clean = denoiser(resample(audio, rate, denoiser.rate))
-        out_rate = rate if keep_rate else denoiser.rate
-        if keep_rate:  # same rate and length as the input (resampling may be a sample short)
-            clean = resample(clean, denoiser.rate, rate)[: len(audio)]
-            clean = np.pad(clean, (0, len(audio) - len(clean)))
-        peak = float(np.max(np.abs(clean))) if len(clean) else 0.0
-        write_wav(output, clean / peak * 0.99 if peak > 0.99 else clean, out_rate, subtype="PCM_16")
+        if stream:
+            if input_wav is not None or output is not None:
+                raise AeflowError("--stream reads stdin and writes stdout. Fix: drop the file arguments.")
+            pieces, in_rate = _stream_input(audio_format, rate)
+            recording = RecordingDenoiser(
+                SpeechDenoiser(load_any_model(model, tracking_uri)), in_rate, keep_rate
+            )
+            out = sys.stdout.buffer
+            if audio_format == "wav":
+                from aeflow.usecases.speech.audio import wav_stream_header
+
+                out.write(wav_stream_header(recording.out_rate))
+            for piece in denoise_blocks(recording, pieces, 0.5 if block_s is None else block_s):
+                out.write(pcm16(piece))
+                out.flush()
+            return
+        if input_wav is None or output is None:
+            raise AeflowError("give the recording to clean and -o OUTPUT.wav (or --stream). Fix: see --help.")
+        in_rate, _ = open_recording(input_wav)
+        recording = RecordingDenoiser(SpeechDenoiser(load_any_model(model, tracking_uri)), in_rate, keep_rate)
+        if recording.denoiser.local:
+            console.print(f"[yellow]cleaning {input_wav} whole: {recording.denoiser.local}[/yellow]")
+            cleaned = iter([recording(np.concatenate(list(read_blocks(input_wav))))])
+        else:
+            cleaned = denoise_blocks(recording, read_blocks(input_wav), 10.0 if block_s is None else block_s)
+        written = write_pcm16(output, cleaned, recording.out_rate)
     except AeflowError as exc:
-        console.print(f"[red]{exc}[/red]")
+        errors.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    console.print(f"[green]wrote {output}[/green] ({len(clean) / out_rate:.2f} s at {out_rate} Hz)")
+    console.print(
+        f"[green]wrote {output}[/green] ({written / recording.out_rate:.2f} s at {recording.out_rate} Hz)"
+    )
+
+
+def _stream_input(audio_format: str, rate: int | None) -> tuple[Any, int]:
+    """stdin as float32 pieces and its sample rate, for ``aeflow denoise --stream``."""
+    import sys
+
+    from aeflow.usecases.speech.audio import read_raw_stream, read_wav_stream
+
+    if audio_format == "raw":
+        if not rate:
+            raise AeflowError("--format raw carries no sample rate. Fix: add --rate, e.g. --rate 16000.")
+        return read_raw_stream(sys.stdin.buffer), rate
+    if audio_format != "wav":
+        raise AeflowError(f"--format {audio_format!r}: unknown. Fix: use --format wav or --format raw.")
+    in_rate, pieces = read_wav_stream(sys.stdin.buffer)
+    return pieces, in_rate
 
 
 def load_settings_model(model: str, tracking_uri: str | None = None) -> object:

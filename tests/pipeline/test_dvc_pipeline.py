@@ -524,11 +524,24 @@ def test_speech_run_logs_audio_and_registers_a_loadable_denoiser(repo, tmp_path)
     assert "wrote" in res.stdout
     info = sf.info(str(out))
     assert info.samplerate == 48000 and info.channels == 1 and info.frames == len(hi)
+    # The same recording piped through --stream comes out as the file did (16-bit rounding apart).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    piped = subprocess.run(
+        [str(BIN / "aeflow"), "denoise", "--stream", "--model", "models:/aeflow-speech@champion"],
+        cwd=repo,
+        env=env,
+        input=stereo.read_bytes(),
+        capture_output=True,
+        check=True,
+    )
+    streamed = np.frombuffer(piped.stdout[44:], dtype="<i2").astype(np.float32) / 32767
+    filed, _ = sf.read(out, dtype="float32")
+    assert len(streamed) == len(filed) and np.max(np.abs(streamed - filed)) <= 2 / 32767
 
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00not really a wave file")
     res = sh(repo, str(BIN / "aeflow"), "denoise", str(broken), "-o", str(out), check=False)
-    said = " ".join(res.stdout.split())  # rich wraps long lines
+    said = " ".join((res.stdout + res.stderr).split())  # rich wraps long lines
     assert res.returncode == 2 and "broken.wav" in said and "not a readable audio file" in said, said
 
 

@@ -82,8 +82,8 @@ def test_targets_invert_exactly(speech: np.ndarray, target: str, view: str):
     codec = SpectrogramCodec(p, RATE)
     noisy, _ = mix_at_snr(speech, colored_noise("brown", len(speech), np.random.default_rng(2)), 0.0)
     n_log, c_log = codec.analyse(noisy)[0], codec.analyse(speech)[0]
-    stats = fit_stats([n_log], [c_log], p)
-    x = model_input(n_log, stats, p)
+    stats = fit_stats([n_log], [c_log], p, RATE)
+    x = model_input(n_log, stats, p, RATE)
     assert abs(float(x.mean())) < 0.05 and float(x.std()) == pytest.approx(1.0, abs=0.05)
     y = model_target(n_log, c_log, stats, target)
     est = estimate_from_output(n_log, y, stats, target)

@@ -312,8 +312,8 @@ def test_fsdd_download_extract_ingest(tmp_path, http_server):
         val_speaker_count=1,
     )
     corpus = ingest_speech(p, seed=0)
-    recordings = sorted(f.name for f in (tmp_path / "dl" / "recordings").iterdir())
-    assert recordings == sorted(lengths)  # only recordings/*.wav, flat
+    recordings = sorted(f.name for f in (tmp_path / "dl" / "fsdd" / "recordings").iterdir())
+    assert recordings == sorted(lengths)  # only recordings/*.wav, flat, in the source's own folder
     assert corpus.info["origin"] == url and corpus.info["recordings"] == 24
     assert {c.speaker for c in corpus.clips} == {"sp0", "sp1", "sp2", "sp3"}
     assert all(len(c.audio) >= 8000 for c in corpus.clips)
@@ -341,8 +341,9 @@ def test_fsdd_unreachable_is_a_quick_download_error(tmp_path):
 
 
 def test_fsdd_corrupt_archive_is_a_data_error(tmp_path):
-    (tmp_path / "dl").mkdir()
-    (tmp_path / "dl" / "v1.0.10.zip").write_bytes(b"<html>rate limited</html>")  # a cached bad download
+    cached = tmp_path / "dl" / "fsdd" / "v1.0.10.zip"  # fsdd's own folder under download_dir
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"<html>rate limited</html>")  # a cached bad download
     p = SpeechIngestParams(
         source="fsdd", fsdd_urls=["http://127.0.0.1:9/v1.0.10.zip"], download_dir=str(tmp_path / "dl")
     )

@@ -44,7 +44,7 @@ def make_spectrograms(params: Params, data: Path, noisy: Path, out: Path) -> dic
         feats[split] = (noisy_logs, clean_logs)
     if not feats["train"][0]:
         raise DataError(f"{noisy / 'mixtures.csv'}: no training mixtures. Fix: check the speaker split.")
-    stats = fit_stats(*feats["train"], p)
+    stats = fit_stats(*feats["train"], p, rate)
     info: dict[str, Any] = {
         "sample_rate": rate,
         "bins": codec.bins,
@@ -59,7 +59,9 @@ def make_spectrograms(params: Params, data: Path, noisy: Path, out: Path) -> dic
             empty = np.zeros((codec.bins, 0), dtype=np.float32)
             arrays = {"inputs": empty, "targets": empty, "lengths": lengths}
             if pairs:
-                arrays["inputs"] = np.concatenate([model_input(n, stats, p) for n in noisy_logs], axis=1)
+                arrays["inputs"] = np.concatenate(
+                    [model_input(n, stats, p, rate) for n in noisy_logs], axis=1
+                )
                 arrays["targets"] = np.concatenate(
                     [model_target(n, c, stats, p.target, p.mask_floor_db) for n, c in pairs], axis=1
                 )

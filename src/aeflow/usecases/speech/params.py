@@ -40,18 +40,42 @@ class SpeechIngestParams(Strict):
     ``espeak`` (default, offline) synthesises the seed's phrase and public-domain Harvard sentences with
     the libespeak-ng bundled by ``espeakng-loader``; each entry of ``espeak_speakers`` is one speaker.
     ``dir`` reads every WAV/FLAC under ``dir`` (speaker from ``speaker_pattern`` on the file stem, else the
-    parent folder's name); ``fsdd`` downloads the Free Spoken Digit Dataset archive from ``fsdd_urls``.
+    parent folder's name); ``fsdd`` downloads the Free Spoken Digit Dataset archive from ``fsdd_urls``;
+    ``librispeech`` downloads the LibriSpeech subset ``librispeech_subset`` (real read speech, 16 kHz,
+    many speakers) from the first of ``librispeech_urls`` that serves it, speaker from the file name
+    ``<speaker>-<chapter>-<utterance>``. Downloads go to ``<download_dir>/<source>/``, one folder per source
+    so that their files never mix. The default ``speaker_pattern`` reads both FSDD
+    (``<digit>_<speaker>_<n>``) and LibriSpeech names, so ``dir`` works on either corpus unchanged.
 
     Every clip is folded to mono, resampled to ``sample_rate`` and scaled to ``level_dbfs`` RMS. Clips
     shorter than ``min_duration_s`` are joined with the same speaker's next clips (``gap_s`` of silence
     between them): STOI needs about 2 s of speech to mean anything, and FSDD digits last ~0.4 s.
     """
 
-    source: Literal["espeak", "dir", "fsdd"] = "espeak"
+    source: Literal["espeak", "dir", "fsdd", "librispeech"] = "espeak"
     dir: str | None = None
-    speaker_pattern: str | None = r"^[^_]+_(?P<speaker>[^_]+)_"
+    speaker_pattern: str | None = r"^(?:[^_]+_|(?=\d+-\d+-\d+$))(?P<speaker>[^_]+?)(?:_|-\d+-\d+$)"
     fsdd_urls: list[str] = Field(default_factory=lambda: [DEFAULT_FSDD_URL], min_length=1)
-    download_dir: str = "data/downloads/fsdd"
+    #: LibriSpeech's own subset names (openslr.org/12); dev-clean and test-clean (~5 h, 40 speakers each)
+    #: fit in memory, the train-* subsets (100–500 h) need tens of GB of RAM once loaded.
+    librispeech_subset: Literal[
+        "dev-clean",
+        "dev-other",
+        "test-clean",
+        "test-other",
+        "train-clean-100",
+        "train-clean-360",
+        "train-other-500",
+    ] = "dev-clean"
+    #: URL templates tried in order; ``{subset}`` becomes the subset name (openslr.org, then its US mirror).
+    librispeech_urls: list[str] = Field(
+        default_factory=lambda: [
+            "https://www.openslr.org/resources/12/{subset}.tar.gz",
+            "https://us.openslr.org/resources/12/{subset}.tar.gz",
+        ],
+        min_length=1,
+    )
+    download_dir: str = "data/downloads/speech"
     timeout_s: Annotated[float, Field(gt=0)] = 60.0
     retries: Annotated[int, Field(ge=1, le=10)] = 3
     sample_rate: Literal[8000, 16000] = 8000
@@ -79,6 +103,20 @@ class SpeechIngestParams(Strict):
             raise ValueError("source 'dir' needs dir: a folder of .wav/.flac files (searched recursively)")
         if self.min_duration_s >= self.max_duration_s:
             raise ValueError("min_duration_s must be smaller than max_duration_s")
+        for template in self.librispeech_urls:
+            # Checked here, not after a failed download: a template without {subset} would fetch the same
+            # file for every subset, and a misspelt {field} would only fail at download time.
+            if "{subset}" not in template:
+                raise ValueError(
+                    f"librispeech_urls entry {template!r} needs {{subset}}, e.g. .../{{subset}}.tar.gz"
+                )
+            try:
+                template.format(subset=self.librispeech_subset)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(
+                    f"librispeech_urls entry {template!r} is not a valid template ({exc!r}); only {{subset}} "
+                    "may appear in braces"
+                ) from None
         if self.speaker_pattern:
             import re
 
@@ -158,6 +196,12 @@ class SpectrogramParams(Strict):
     #: gain rules use; a 16-frame patch alone cannot tell the noise floor. ``absolute``: plain log-magnitude.
     input: Literal["relative", "absolute"] = "relative"
     noise_quantile: Annotated[float, Field(gt=0, le=0.5)] = 0.1
+    #: Seconds of audio around each frame that its noise floor is taken from (``null``: the whole
+    #: recording). A finite window lets a file be cleaned in blocks and a stream with a bounded delay
+    #: (half the window, plus one patch) and follows noise that changes; recordings shorter than half the
+    #: window get the whole-recording floor. Off in the class (models saved before it carry no key), on in
+    #: the speech use case's default (``_speech_spectrogram``, = params.yaml).
+    noise_window_s: Annotated[float, Field(gt=0, le=600)] | None = None
     inverse: Literal["istft", "griffin_lim"] = "istft"
     griffin_lim_iters: Annotated[int, Field(ge=1, le=500)] = 32
     patch_frames: Annotated[int, Field(ge=4, le=128)] = 16
@@ -203,7 +247,7 @@ class SpeechEvaluateParams(Strict):
 
 def _speech_spectrogram() -> SpectrogramParams:
     # Not the class defaults (see SpectrogramParams.mask_floor_db): what params.yaml runs.
-    return SpectrogramParams(loss_weight="noisy_power", mask_floor_db=-30.0)
+    return SpectrogramParams(loss_weight="noisy_power", mask_floor_db=-30.0, noise_window_s=4.0)
 
 
 def _speech_model() -> AEConfig:

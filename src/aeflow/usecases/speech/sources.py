@@ -1,10 +1,12 @@
 """Clean-speech corpus for the ``speech`` use case: sources, conditioning, speaker-disjoint splits.
 
-Three sources give one result, a list of :class:`Clip` at one sample rate and one level:
+Four sources give one result, a list of :class:`Clip` at one sample rate and one level:
 
 - ``espeak``: offline synthesis (:mod:`aeflow.usecases.speech.espeak`), one speaker per voice+variant;
 - ``dir``: every WAV/FLAC under a folder (speaker from a file-name pattern or the parent folder);
-- ``fsdd``: the Free Spoken Digit Dataset archive, downloaded and then read like ``dir``.
+- ``fsdd``: the Free Spoken Digit Dataset archive, downloaded and then read like ``dir``;
+- ``librispeech``: one LibriSpeech subset (real read speech), downloaded by name, unpacked and read like
+  ``dir``, with the speaker from the file name and the text from the chapter's transcript.
 
 Clips are conditioned so that every later stage can rely on them: mono, ``sample_rate``, at least
 ``min_duration_s`` (short recordings of one speaker are joined with ``gap_s`` of silence, because
@@ -15,9 +17,13 @@ so test scores measure generalisation to unseen voices rather than memorised one
 
 from __future__ import annotations
 
+import gzip
 import itertools
+import json
 import math
 import re
+import shutil
+import tarfile
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -29,7 +35,7 @@ import numpy as np
 
 from aeflow.data.download import fetch
 from aeflow.errors import DataError, DownloadError
-from aeflow.io import atomic_dir, write_json
+from aeflow.io import atomic_dir, read_json, write_json
 from aeflow.usecases.speech.audio import (
     AUDIO_SUFFIXES,
     clipping_ratio,
@@ -47,6 +53,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SPLITS = ("train", "val", "test")
+#: A LibriSpeech utterance's file stem, ``<speaker>-<chapter>-<utterance>`` (e.g. ``84-121123-0001``).
+LIBRISPEECH_STEM = re.compile(r"^(?P<speaker>\d+)-(?P<chapter>\d+)-(?P<utterance>\d+)$")
+#: Written last into an unpacked LibriSpeech subset: its presence (inside a folder that appears
+#: atomically) and its FLAC count tell a later run that the folder is complete.
+UNPACKED_MARKER = "unpacked.json"
 MANIFEST_COLUMNS = (
     "id",
     "path",
@@ -178,9 +189,34 @@ def _speaker_of(path: Path, pattern: str | None) -> str:
     return match.group("speaker")
 
 
+def _transcripts(folders: set[Path]) -> dict[str, str]:
+    """Text per file stem from LibriSpeech-style ``*.trans.txt`` files (``<stem> <TEXT>`` lines) in folders.
+
+    Why: LibriSpeech keeps one transcript per chapter beside the FLAC files; reading it fills the
+    manifest's ``text`` column for real speech the way espeak's sentences do for synthetic speech.
+    """
+    texts: dict[str, str] = {}
+    for folder in sorted(folders):
+        for path in sorted(folder.glob("*.trans.txt")):
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise DataError(
+                    f"{path}: not a readable transcript ({exc}). Fix: restore the file (UTF-8 lines "
+                    "'<file stem> <text>') or remove it; the text is optional."
+                ) from None
+            for line in lines:
+                stem, _, text = line.strip().partition(" ")
+                if stem and text.strip():
+                    texts[stem] = text.strip()
+    return texts
+
+
 def _folder_recordings(folder: Path, pattern: str | None, rate: int, setting: str) -> list[_Recording]:
     loaded = []
-    for path in _audio_files(folder, setting):
+    files = _audio_files(folder, setting)
+    texts = _transcripts({path.parent for path in files})
+    for path in files:
         speaker = _speaker_of(path, pattern)
         x, orig_rate = read_audio(path)
         if not math.isfinite(rms_dbfs(x)):
@@ -191,7 +227,10 @@ def _folder_recordings(folder: Path, pattern: str | None, rate: int, setting: st
         idx = [i for i, item in enumerate(loaded) if item[3] == orig_rate]
         for i, x in zip(idx, _resample_many([loaded[i][2] for i in idx], orig_rate, rate), strict=True):
             audio[i] = x
-    return [_Recording(speaker, x, str(path)) for (path, speaker, _, _), x in zip(loaded, audio, strict=True)]
+    return [
+        _Recording(speaker, x, str(path), texts.get(path.stem, ""))
+        for (path, speaker, _, _), x in zip(loaded, audio, strict=True)
+    ]
 
 
 def _is_recording(member: str) -> bool:
@@ -223,13 +262,18 @@ def _extract_recordings(archive: Path, target: Path) -> Path:
     return target
 
 
+def _download_folder(p: SpeechIngestParams, source: str) -> Path:
+    """``<download_dir>/<source>``: each download source keeps its archive and files in its own folder."""
+    return Path(p.download_dir) / source
+
+
 def download_fsdd(p: SpeechIngestParams) -> tuple[Path, str]:
     """Download (or reuse) the FSDD archive and unpack its recordings; return the folder and the URL used.
 
     Each entry of ``fsdd_urls`` is tried in turn (``fetch`` retries each with a timeout), so a mirror can
     be listed after the GitHub URL.
     """
-    dest = Path(p.download_dir)
+    dest = _download_folder(p, "fsdd")
     attempts = []
     for url in p.fsdd_urls:
         base, _, filename = url.rpartition("/")
@@ -247,6 +291,117 @@ def download_fsdd(p: SpeechIngestParams) -> tuple[Path, str]:
         + "\n  ".join(attempts)
         + "\n  Fix: check the network or proxy, add a reachable URL to speech.ingest.fsdd_urls, or download "
         "and unpack the archive yourself and set speech.ingest.source: dir with dir: <folder>/recordings."
+    )
+
+
+def _librispeech_member(name: str, subset: str, archive: Path) -> PurePosixPath | None:
+    """Where archive member ``name`` goes inside the unpacked subset folder; None when it is not needed.
+
+    Only ``LibriSpeech/<subset>/.../<speaker>-<chapter>-<utterance>.flac`` and the ``*.trans.txt``
+    transcripts are kept (the READMEs and speaker lists are not read). Raises :class:`DataError` for an
+    absolute or ``..`` member, which no genuine LibriSpeech archive holds and which could otherwise write
+    outside the download folder.
+    """
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts:
+        raise DataError(
+            f"{archive}: the archive holds the member {name!r}, which points outside its folder, so it is "
+            "not a genuine LibriSpeech archive and is not unpacked. Fix: delete it and check "
+            "speech.ingest.librispeech_urls (use openslr.org or a mirror you trust)."
+        )
+    parts = path.parts
+    if len(parts) < 3 or parts[0] != "LibriSpeech" or parts[1] != subset:
+        return None
+    rel = PurePosixPath(*parts[2:])
+    if rel.suffix.lower() == ".flac" and LIBRISPEECH_STEM.match(rel.stem):
+        return rel
+    return rel if rel.name.endswith(".trans.txt") else None
+
+
+def _librispeech_complete(target: Path) -> dict[str, Any] | None:
+    """The marker of a completely unpacked subset folder (still holding all its FLAC files), else None."""
+    try:
+        info = read_json(target / UNPACKED_MARKER)
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(info, dict):
+        return None
+    flac_files = sum(1 for f in target.rglob("*") if f.suffix.lower() == ".flac" and f.is_file())
+    return info if flac_files == info.get("flac_files") else None
+
+
+def _unpack_librispeech(archive: Path, subset: str, target: Path, url: str) -> None:
+    """Unpack the subset's FLAC files and transcripts from ``archive`` into ``target``, atomically.
+
+    The archive is read as a stream (one pass; train-clean-360 is 23 GB) and each kept member is copied
+    to a path built from its checked name parts, never extracted by tarfile itself, so links, devices and
+    traversal cannot escape ``target``. ``target`` appears only once complete, marker included.
+    """
+    flac_files = 0
+    try:
+        with tarfile.open(archive, "r|gz") as tf, atomic_dir(target) as tmp:
+            for member in tf:
+                rel = _librispeech_member(member.name, subset, archive)
+                if rel is None or not member.isreg():  # links and devices are never followed or made
+                    continue
+                source = tf.extractfile(member)
+                if source is None:
+                    continue
+                out = tmp.joinpath(*rel.parts)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with source, out.open("wb") as fh:
+                    shutil.copyfileobj(source, fh, 1 << 20)
+                flac_files += rel.suffix.lower() == ".flac"
+            if not flac_files:
+                raise DataError(
+                    f"{archive}: the archive holds no LibriSpeech/{subset}/.../<speaker>-<chapter>-"
+                    "<utterance>.flac files, so it is not the LibriSpeech subset asked for. Fix: check "
+                    "speech.ingest.librispeech_subset and librispeech_urls, delete the file and run again."
+                )
+            write_json(tmp / UNPACKED_MARKER, {"url": url, "archive": archive.name, "flac_files": flac_files})
+    except (tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(
+            f"{archive}: not a readable .tar.gz archive ({exc}); the download is damaged or cut short, "
+            "or the server sent something else (an error page). Fix: delete it so the next run downloads it "
+            "again, or download and unpack the subset yourself and use speech.ingest.source: dir."
+        ) from None
+
+
+def download_librispeech(p: SpeechIngestParams) -> tuple[Path, str]:
+    """Download (or reuse) the LibriSpeech subset and unpack it; return its folder and the URL used.
+
+    ``<download_dir>/librispeech/<subset>/`` holds ``<speaker>/<chapter>/*.flac`` and the transcripts.
+    When that folder is complete nothing is requested at all. Otherwise each template of
+    ``librispeech_urls`` is tried in turn (``fetch`` retries each with a timeout); the archive is removed
+    once unpacked, because the FLAC files take as much room again and are all that is read.
+    """
+    subset = p.librispeech_subset
+    dest = _download_folder(p, "librispeech")
+    target = dest / subset
+    done = _librispeech_complete(target)
+    if done is not None:
+        return target, str(done.get("url", ""))
+    attempts = []
+    for template in p.librispeech_urls:
+        url = template.format(subset=subset)
+        base, _, filename = url.rpartition("/")
+        if not base or not filename:
+            attempts.append(f"{url}: not a URL of a file")
+            continue
+        try:
+            archive = fetch(filename, [base], dest, timeout_s=p.timeout_s, retries=p.retries)
+        except DownloadError as exc:
+            attempts.append(str(exc))
+            continue
+        _unpack_librispeech(archive, subset, target, url)
+        archive.unlink()
+        return target, url
+    raise DownloadError(
+        f"could not download LibriSpeech {subset}:\n  "
+        + "\n  ".join(attempts)
+        + "\n  Fix: check the network or proxy, add a reachable URL template to "
+        f"speech.ingest.librispeech_urls, or download {subset}.tar.gz from openslr.org/12 yourself, unpack "
+        f"it and set speech.ingest.source: dir with dir: <folder>/LibriSpeech/{subset}."
     )
 
 
@@ -400,7 +555,7 @@ def ingest_speech(p: SpeechIngestParams, seed: int) -> SpeechCorpus:
     Raises:
         DataError: missing/empty folder, unreadable or silent file, unknown speaker or voice, too few
             speakers or too little audio of one speaker.
-        DownloadError: the ``fsdd`` archive could not be downloaded.
+        DownloadError: the ``fsdd`` or ``librispeech`` archive could not be downloaded.
     """
     if p.source == "espeak":
         recordings = _espeak_recordings(p, seed)
@@ -410,10 +565,15 @@ def ingest_speech(p: SpeechIngestParams, seed: int) -> SpeechCorpus:
             Path(p.dir or ""), p.speaker_pattern, p.sample_rate, "speech.ingest.dir"
         )
         origin = str(p.dir)
-    else:
+    elif p.source == "fsdd":
         folder, origin = download_fsdd(p)
         recordings = _folder_recordings(
             folder, p.speaker_pattern, p.sample_rate, "speech.ingest.download_dir"
+        )
+    else:  # librispeech: the speaker is always the file name's, whatever speaker_pattern says
+        folder, origin = download_librispeech(p)
+        recordings = _folder_recordings(
+            folder, LIBRISPEECH_STEM.pattern, p.sample_rate, "speech.ingest.download_dir"
         )
 
     by_speaker: dict[str, list[_Recording]] = {}

@@ -127,11 +127,61 @@ def noise_floor(noisy_log: np.ndarray, quantile: float) -> np.ndarray:
     return (0.5 * np.log(np.exp(2 * noisy_log[:, quiet]).mean(axis=1) + EPS**2)).astype(np.float32)
 
 
-def network_view(noisy_log: np.ndarray, params: SpectrogramParams) -> np.ndarray:
-    """The features the network is fed before normalisation (relative to the noise floor, or absolute)."""
-    if params.input == "relative":
+def local_noise_floor(noisy_log: np.ndarray, quantile: float, half_width: int, step: int) -> np.ndarray:
+    """Per-bin, per-frame noise floor (bins, frames) that only looks ``half_width`` frames either way.
+
+    Why local: a floor taken over the whole recording needs the whole recording before the first frame
+    can be cleaned, so neither a stream nor a file read in blocks could reproduce it, and it is wrong
+    wherever the noise changes (a vacuum cleaner switched on half-way). Here the floor is fitted at anchor
+    frames ``0, step, 2·step, …``, each from the quietest ``quantile`` of the frames within ``half_width``
+    of it, and interpolated linearly between anchors. Frame ``t`` therefore depends on frames
+    ``t − half_width − step … t + half_width + step`` only (:func:`floor_radius`), counted from the start
+    of the signal; a clip shorter than the window gets :func:`noise_floor` at every frame.
+    """
+    bins, frames = noisy_log.shape
+    if frames - 1 <= half_width:  # every anchor's window holds the whole clip
+        return np.repeat(noise_floor(noisy_log, quantile)[:, None], frames, axis=1)
+    power = np.exp(2 * noisy_log)
+    energy = power.sum(axis=0)
+    anchors = np.arange(0, frames, step)
+    values = np.empty((bins, len(anchors)), dtype=np.float64)
+    for i, a in enumerate(anchors):
+        lo, hi = max(0, a - half_width), min(frames, a + half_width + 1)
+        k = max(1, round(quantile * (hi - lo)))
+        quiet = lo + np.argpartition(energy[lo:hi], k - 1)[:k]
+        values[:, i] = 0.5 * np.log(power[:, np.sort(quiet)].mean(axis=1) + EPS**2)
+    t = np.arange(frames)
+    left = np.minimum(t // step, len(anchors) - 1)
+    right = np.minimum(left + 1, len(anchors) - 1)
+    frac = np.where(right > left, (t - anchors[left]) / step, 0.0)
+    return (values[:, left] * (1 - frac) + values[:, right] * frac).astype(np.float32)
+
+
+def floor_half_width(params: SpectrogramParams, rate: int) -> int | None:
+    """Frames either side of a frame that its noise floor looks at (``None``: the whole recording)."""
+    if params.input != "relative" or params.noise_window_s is None:
+        return None
+    return max(1, round(params.noise_window_s * rate / params.hop_length / 2))
+
+
+def floor_radius(params: SpectrogramParams, rate: int) -> int:
+    """Frames either side of a frame that its network input depends on through the noise floor."""
+    half = floor_half_width(params, rate)
+    return 0 if half is None else half + params.patch_hop
+
+
+def network_view(noisy_log: np.ndarray, params: SpectrogramParams, rate: int) -> np.ndarray:
+    """The features the network is fed before normalisation (relative to the noise floor, or absolute).
+
+    The floor is the recording's (``noise_window_s: null``) or a local one over ``noise_window_s``
+    seconds around each frame (:func:`local_noise_floor`; anchors every ``patch_hop`` frames).
+    """
+    if params.input != "relative":
+        return noisy_log
+    half = floor_half_width(params, rate)
+    if half is None:
         return noisy_log - noise_floor(noisy_log, params.noise_quantile)[:, None]
-    return noisy_log
+    return noisy_log - local_noise_floor(noisy_log, params.noise_quantile, half, params.patch_hop)
 
 
 def mask_floor(floor_db: float | None) -> float:
@@ -144,9 +194,11 @@ def log_ratio_mask(noisy_log: np.ndarray, clean_log: np.ndarray, floor_db: float
     return np.clip(clean_log - noisy_log, mask_floor(floor_db), 0.0)
 
 
-def fit_stats(noisy: list[np.ndarray], clean: list[np.ndarray], params: SpectrogramParams) -> FeatureStats:
-    """Fit :class:`FeatureStats` on training log features, each array (bins, frames)."""
-    frames = np.concatenate([network_view(n, params) for n in noisy], axis=1)
+def fit_stats(
+    noisy: list[np.ndarray], clean: list[np.ndarray], params: SpectrogramParams, rate: int
+) -> FeatureStats:
+    """Fit :class:`FeatureStats` on training log features, each array (bins, frames), at ``rate`` Hz."""
+    frames = np.concatenate([network_view(n, params, rate) for n in noisy], axis=1)
     mean = frames.mean(axis=1).astype(np.float32)
     std = np.maximum(frames.std(axis=1), 1e-3).astype(np.float32)
     ratio = np.concatenate(
@@ -155,9 +207,12 @@ def fit_stats(noisy: list[np.ndarray], clean: list[np.ndarray], params: Spectrog
     return FeatureStats(mean, std, float(max(ratio.std(), 1e-3)))
 
 
-def model_input(noisy_log: np.ndarray, stats: FeatureStats, params: SpectrogramParams) -> np.ndarray:
-    """Normalised noisy features of one utterance: what the network sees."""
-    return ((network_view(noisy_log, params) - stats.mean[:, None]) / stats.std[:, None]).astype(np.float32)
+def model_input(
+    noisy_log: np.ndarray, stats: FeatureStats, params: SpectrogramParams, rate: int
+) -> np.ndarray:
+    """Normalised noisy features of one utterance at ``rate`` Hz: what the network sees."""
+    view = network_view(noisy_log, params, rate)
+    return ((view - stats.mean[:, None]) / stats.std[:, None]).astype(np.float32)
 
 
 def model_target(
@@ -228,18 +283,28 @@ def patch_starts(lengths: list[int] | np.ndarray, patch_frames: int, hop: int) -
 
 
 def apply_patchwise(
-    features: np.ndarray, predict: Any, patch_frames: int, hop: int, batch_size: int = 256
+    features: np.ndarray,
+    predict: Any,
+    patch_frames: int,
+    hop: int,
+    batch_size: int = 256,
+    span: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Run ``predict`` (batch of (1, bins, patch_frames) → same shape) over a whole utterance.
 
     Overlapping patch outputs are averaged with a Hann taper across time, so every frame is the blend of
     the patches that saw it with context on both sides; short inputs are edge-padded to one patch.
+    ``span=(lo, hi)`` runs only the patches that touch frames ``lo … hi − 1`` (the frames outside are
+    left at 0): a block of a long recording then costs the network its own frames plus one patch either
+    side, and those frames come out exactly as in the whole-utterance call.
     """
     frames = features.shape[1]
     padded = features
     if frames < patch_frames:
         padded = np.pad(features, ((0, 0), (0, patch_frames - frames)), mode="edge")
     starts = patch_starts([padded.shape[1]], patch_frames, hop)
+    if span is not None:
+        starts = starts[(starts < span[1]) & (starts + patch_frames > span[0])]
     taper = np.hanning(patch_frames + 2)[1:-1].astype(np.float32)
     out = np.zeros_like(padded)
     weight = np.zeros(padded.shape[1], dtype=np.float32)
