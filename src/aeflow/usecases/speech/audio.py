@@ -33,28 +33,13 @@ def read_audio(path: Path | str) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: audio file not found.")
-    if path.stat().st_size == 0:
-        raise DataError(
-            f"{path}: the file is empty (0 bytes), so it holds no audio. Fix: copy or export the recording "
-            "again, or remove the file."
-        )
+    open_recording(path)
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         raise DataError(
             f"{path}: not a readable audio file ({exc}). Fix: re-export it as WAV or FLAC, or remove it."
         ) from None
-    truncated = wav_truncation(path)
-    if truncated:
-        raise DataError(
-            f"{path}: the WAV file is truncated: {truncated}, so the end of the recording is missing "
-            "(an interrupted copy or download). Fix: copy or download the file again; to keep only the part "
-            "that is there, re-save it with an audio editor, which rewrites the header."
-        )
-    if data.shape[0] == 0:
-        raise DataError(f"{path}: the file holds no samples (0 frames). Fix: remove it or record it again.")
     if not np.isfinite(data).all():
         raise DataError(f"{path}: the file holds NaN or infinite samples. Fix: re-export it.")
     return data.mean(axis=1).astype(np.float32), int(rate)
@@ -165,7 +150,10 @@ READ_FRAMES = 1 << 16
 
 
 def open_recording(path: Path | str) -> tuple[int, int]:
-    """Sample rate and length of a recording about to be read in blocks, with :func:`read_audio`'s checks.
+    """Sample rate and length of a recording, after the checks every read makes (from its header only).
+
+    Why: the block and stream paths must refuse a bad file before writing any output, and
+    :func:`read_audio` runs the same checks so that both name the same faults the same way.
 
     Raises:
         DataError: as :func:`read_audio` (missing, empty, unreadable, truncated, no samples).
@@ -189,8 +177,9 @@ def open_recording(path: Path | str) -> tuple[int, int]:
     truncated = wav_truncation(path)
     if truncated:
         raise DataError(
-            f"{path}: the WAV file is truncated: {truncated}, so the end of the recording is missing. "
-            "Fix: copy or download the file again."
+            f"{path}: the WAV file is truncated: {truncated}, so the end of the recording is missing "
+            "(an interrupted copy or download). Fix: copy or download the file again; to keep only the part "
+            "that is there, re-save it with an audio editor, which rewrites the header."
         )
     if info.frames == 0:
         raise DataError(f"{path}: the file holds no samples (0 frames). Fix: remove it or record it again.")

@@ -267,6 +267,27 @@ def _download_folder(p: SpeechIngestParams, source: str) -> Path:
     return Path(p.download_dir) / source
 
 
+def _fetch_first(
+    urls: Sequence[str], dest: Path, p: SpeechIngestParams
+) -> tuple[Path | None, str, list[str]]:
+    """The first of ``urls`` that downloads into ``dest``: (archive, its URL, why each earlier one failed).
+
+    Why: every download source lists mirrors tried in turn (``fetch`` retries each with a timeout); the
+    archive is None when none answered, and the reasons make the error's list.
+    """
+    attempts: list[str] = []
+    for url in urls:
+        base, _, filename = url.rpartition("/")
+        if not base or not filename:
+            attempts.append(f"{url}: not a URL of a file")
+            continue
+        try:
+            return fetch(filename, [base], dest, timeout_s=p.timeout_s, retries=p.retries), url, attempts
+        except DownloadError as exc:
+            attempts.append(str(exc))
+    return None, "", attempts
+
+
 def download_fsdd(p: SpeechIngestParams) -> tuple[Path, str]:
     """Download (or reuse) the FSDD archive and unpack its recordings; return the folder and the URL used.
 
@@ -274,17 +295,8 @@ def download_fsdd(p: SpeechIngestParams) -> tuple[Path, str]:
     be listed after the GitHub URL.
     """
     dest = _download_folder(p, "fsdd")
-    attempts = []
-    for url in p.fsdd_urls:
-        base, _, filename = url.rpartition("/")
-        if not base or not filename:
-            attempts.append(f"{url}: not a URL of a file")
-            continue
-        try:
-            archive = fetch(filename, [base], dest, timeout_s=p.timeout_s, retries=p.retries)
-        except DownloadError as exc:
-            attempts.append(str(exc))
-            continue
+    archive, url, attempts = _fetch_first(p.fsdd_urls, dest, p)
+    if archive is not None:
         return _extract_recordings(archive, dest / "recordings"), url
     raise DownloadError(
         "could not download the Free Spoken Digit Dataset:\n  "
@@ -381,18 +393,9 @@ def download_librispeech(p: SpeechIngestParams) -> tuple[Path, str]:
     done = _librispeech_complete(target)
     if done is not None:
         return target, str(done.get("url", ""))
-    attempts = []
-    for template in p.librispeech_urls:
-        url = template.format(subset=subset)
-        base, _, filename = url.rpartition("/")
-        if not base or not filename:
-            attempts.append(f"{url}: not a URL of a file")
-            continue
-        try:
-            archive = fetch(filename, [base], dest, timeout_s=p.timeout_s, retries=p.retries)
-        except DownloadError as exc:
-            attempts.append(str(exc))
-            continue
+    urls = [template.format(subset=subset) for template in p.librispeech_urls]
+    archive, url, attempts = _fetch_first(urls, dest, p)
+    if archive is not None:
         _unpack_librispeech(archive, subset, target, url)
         archive.unlink()
         return target, url
