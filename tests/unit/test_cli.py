@@ -32,7 +32,7 @@ def test_variants_lists_the_registry():
 @pytest.mark.parametrize(
     ("use_case", "change", "expected"),
     [
-        ("mnist", {"latent_dim": 1000}, "not smaller than the input size 784"),
+        ("mnist", {"latent_dim": 1000}, "not smaller than the 784 input values one code describes"),
         ("speech", {"architecture": "lstm"}, "does not fit inputs of shape [1, 129, 16]"),  # bins × frames
         ("sensor", {"architecture": "conv"}, "'sensor.model' does not fit inputs of shape [5, 32]"),
     ],

@@ -77,7 +77,7 @@ def test_undercomplete_rule_for_vanilla():
     with pytest.raises(ParamsError) as exc:
         build_model({"variant": "vanilla", "latent_dim": 784}, [1, 28, 28], where="mnist.model")
     msg = str(exc.value)
-    assert "'mnist.model.latent_dim' = 784 is not smaller than the input size 784" in msg
+    assert "'mnist.model.latent_dim' = 784 is not smaller than the 784 input values one code describes" in msg
     assert "Fix:" in msg
 
 
@@ -95,3 +95,48 @@ def test_every_variant_module_has_its_params_class_and_no_more():
     assert sorted(CONFIGS) == variant_modules() == VARIANTS
     for name in VARIANTS:
         assert get_variant(name).config_class is CONFIGS[name]
+
+
+# ------------------------------------------------------------------ temporal_conv: a code per time step
+_TEMPORAL = {
+    "variant": "denoising",
+    "architecture": "temporal_conv",
+    "latent_dim": 6,
+    "hidden_dims": [16],
+    "blocks_per_stage": 2,
+    "loss": "mse",
+}
+
+
+@pytest.mark.parametrize("shape", [[1, 9, 20], [3, 20]])
+def test_temporal_conv_codes_every_step_and_sees_only_its_dilated_context(shape):
+    """Spectrogram patches (C, bins, T) and sensor windows (C, T) alike: the code is (latent, T), and with
+    dilations 1, 2 each side (encoder and decoder) a step sees ±6 steps and nothing further."""
+    torch.manual_seed(0)
+    model = build_model(_TEMPORAL, shape, output="identity").eval()
+    x = torch.randn(2, *shape)
+    assert model.encode(x).shape == (2, 6, shape[-1])
+    with torch.no_grad():
+        y = model(x)
+        moved = x.clone()
+        moved[..., 15] += 5.0
+        delta = (model(moved) - y).abs().flatten(1, -2).amax(dim=(0, 1))
+    assert y.shape == x.shape
+    assert torch.all(delta[9:] > 0) and float(delta[:9].max()) == 0.0  # 15 − 6 = 9 is the first it reaches
+    # The code compresses each step (latent 6 of 9 or 3 values), whatever the length: the same weights
+    # serve a longer input.
+    n_params = sum(p.numel() for p in model.parameters())
+    longer = build_model(_TEMPORAL, [*shape[:-1], 64], output="identity")
+    assert sum(p.numel() for p in longer.parameters()) == n_params
+
+
+def test_temporal_conv_latent_rule_and_refusals():
+    auto = build_model({**_TEMPORAL, "variant": "vanilla", "latent_dim": "auto"}, [1, 257, 16])
+    assert auto.latent_dim == 8  # round(log2(257)): one step's bins, not the patch's 4,112 values
+    with pytest.raises(ParamsError, match="not smaller than the 257 input values one code describes"):
+        build_model({**_TEMPORAL, "variant": "vanilla", "latent_dim": 257}, [1, 257, 16])
+    for variant in ("vae", "contractive", "sparse"):
+        with pytest.raises(ParamsError, match=f"the {variant} autoencoder needs one flat code"):
+            build_model({**_TEMPORAL, "variant": variant, "loss": "mse"}, [1, 9, 20])
+    with pytest.raises(ParamsError, match=r"needs \(…, T\) sequences"):
+        build_model(_TEMPORAL, [20])

@@ -13,6 +13,7 @@ from aeflow.usecases.speech.noise import colored_noise, mix_at_snr
 from aeflow.usecases.speech.params import SpectrogramParams
 from aeflow.usecases.speech.spectrogram import (
     EPS,
+    CompressedMagnitudeLoss,
     FeatureStats,
     SpectrogramCodec,
     apply_patchwise,
@@ -23,9 +24,21 @@ from aeflow.usecases.speech.spectrogram import (
     model_target,
     noise_floor,
     patch_starts,
+    phase_projected,
+    training_loss,
 )
 
 RATE = 8000
+#: A tiny mask network over 9 bins × 8 frames, for tests of the training step.
+TINY_MASK_NET = {
+    "variant": "denoising",
+    "architecture": "conv",
+    "latent_dim": 8,
+    "channels": [4],
+    "blocks_per_stage": 0,
+    "hidden_dims": [],
+    "loss": "mse",
+}
 
 
 @pytest.fixture(scope="module")
@@ -163,16 +176,7 @@ def test_model_step_uses_the_weights_a_batch_carries():
     from aeflow.models.registry import build_model
 
     torch.manual_seed(0)
-    section = {
-        "variant": "denoising",
-        "architecture": "conv",
-        "latent_dim": 8,
-        "channels": [4],
-        "blocks_per_stage": 0,
-        "hidden_dims": [],
-        "loss": "mse",
-    }
-    model = build_model(section, [1, 9, 8], output="identity").eval()
+    model = build_model(TINY_MASK_NET, [1, 9, 8], output="identity").eval()
     x, target = torch.randn(3, 1, 9, 8), torch.randn(3, 1, 9, 8)
     weight = torch.rand(3, 1, 9, 8)
     weight[:, :, :4] = 0.0
@@ -220,3 +224,82 @@ def test_a_weighted_loss_with_a_non_mse_loss_is_refused_in_params():
     with pytest.raises(ValueError, match=r"model\.loss is 'bce'"):
         SpeechParams.model_validate({"spectrogram": {"loss_weight": "noisy_power"}, "model": {"loss": "bce"}})
     assert SpeechParams.model_validate({"spectrogram": {"loss_weight": "uniform"}, "model": {"loss": "bce"}})
+
+
+# ------------------------------------------------------------------ compressed-magnitude loss
+def test_compressed_loss_is_the_error_of_compressed_magnitudes(speech: np.ndarray):
+    """On a real mixture: the loss computed from the network's units equals Σ(|Ŝ|^c − |S̃|^c)² / Σ|Y|^2c
+    computed from linear magnitudes, for the params' c and the stats' mask scale."""
+    p = SpectrogramParams(
+        loss="compressed_magnitude", loss_weight="noisy_power", loss_weight_exponent=0.3, mask_floor_db=-30.0
+    )
+    codec = SpectrogramCodec(p, RATE)
+    noisy, _ = mix_at_snr(speech, colored_noise("pink", len(speech), np.random.default_rng(0)), 5.0)
+    noisy_log = codec.analyse(noisy)[0]
+    clean_log = codec.analyse(speech)[0]
+    stats = fit_stats([noisy_log], [clean_log], p, RATE)
+    target = model_target(noisy_log, clean_log, stats, "mask", p.mask_floor_db)
+    output = target + np.random.default_rng(1).normal(0, 0.3, target.shape).astype(np.float32)
+    weight = loss_weights(noisy_log, clean_log, p)
+    loss = training_loss(p, stats)
+    assert isinstance(loss, CompressedMagnitudeLoss)
+    got = float(loss(torch.from_numpy(output), torch.from_numpy(target), torch.from_numpy(weight)))
+
+    noisy_mag = np.maximum(np.exp(noisy_log.astype(np.float64)) - EPS, 0.0)
+    est = noisy_mag * np.exp(output * stats.mask_scale)  # |Ŝ| = |Y|·exp(m̂), the mask unclipped
+    reach = noisy_mag * np.exp(target * stats.mask_scale)  # the clean magnitude a bounded mask reaches
+    c = 0.3
+    want = ((est**c - reach**c) ** 2).sum() / (noisy_mag ** (2 * c)).sum()
+    assert got == pytest.approx(want, rel=1e-3)
+    assert float(loss(torch.from_numpy(target), torch.from_numpy(target), torch.from_numpy(weight))) == 0.0
+    # An over-suppressed bin costs by how loud it is after compression, not by its log error.
+    assert training_loss(SpectrogramParams(), stats) is None
+
+
+def test_compressed_loss_options_are_checked_and_the_model_step_uses_the_data_loss():
+    from aeflow.models.registry import build_model
+
+    with pytest.raises(ValueError, match="loss_weight 'noisy_power'"):
+        SpectrogramParams(loss="compressed_magnitude", loss_weight="clean_power")
+    with pytest.raises(ValueError, match="target 'mask'"):
+        SpectrogramParams(loss="compressed_magnitude", loss_weight="noisy_power", target="magnitude")
+    torch.manual_seed(0)
+    model = build_model(TINY_MASK_NET, [1, 9, 8], output="identity").eval()
+    x, target, weight = torch.randn(3, 1, 9, 8), -torch.rand(3, 1, 9, 8), torch.rand(3, 1, 9, 8)
+    with torch.no_grad():
+        pred = model(x)
+        plain = float(model.model_step((x, target, weight))[0])
+        model.data_loss = CompressedMagnitudeLoss(0.6)
+        compressed = float(model.model_step((x, target, weight))[0])
+    want = float((weight * (torch.exp(0.6 * pred) - torch.exp(0.6 * target)) ** 2).sum() / weight.sum())
+    assert compressed == pytest.approx(want, rel=1e-5)
+    assert compressed != pytest.approx(plain, rel=1e-2)
+    with pytest.raises(ValueError, match="noisy_power weights"):
+        model.model_step((x, target))
+
+
+# ------------------------------------------------------------------ phase-sensitive mask target
+def test_phase_sensitive_target_gets_closer_to_the_clean_waveform(speech: np.ndarray):
+    """Oracle masks on a real 0 dB mixture, applied with the noisy phase as at inference: aiming at
+    |S|·cos(θS − θY) beats aiming at |S| in SI-SDR, since |S| puts energy back along a phase the noise
+    turned; the projection never exceeds |S| and is 0 (the mask floor) where it points away."""
+    p = SpectrogramParams(mask_floor_db=-30.0)
+    codec = SpectrogramCodec(p, RATE)
+    noisy, _ = mix_at_snr(speech, colored_noise("white", len(speech), np.random.default_rng(3)), 0.0)
+    noisy_log, noisy_phase = codec.analyse(noisy)
+    clean_log, clean_phase = codec.analyse(speech)
+    projected = phase_projected(clean_log, clean_phase, noisy_phase)
+    assert np.all(projected <= clean_log + 1e-5)
+    away = np.cos(clean_phase - noisy_phase) <= 0
+    assert away.mean() > 0.1 and np.allclose(projected[away], np.log(EPS))
+    stats = FeatureStats(np.zeros(codec.bins, np.float32), np.ones(codec.bins, np.float32), 1.0)
+
+    def oracle(target_log: np.ndarray) -> float:
+        out = model_target(noisy_log, target_log, stats, "mask", p.mask_floor_db)
+        est = estimate_from_output(noisy_log, out, stats, "mask", p.mask_floor_db)
+        return si_sdr(codec.synthesise(est, noisy_phase, len(noisy)), speech)
+
+    plain, sensitive = oracle(clean_log), oracle(projected)
+    assert sensitive > plain + 1.0, (plain, sensitive)
+    with pytest.raises(ValueError, match="phase_sensitive needs target 'mask'"):
+        SpectrogramParams(phase_sensitive=True, target="magnitude")

@@ -17,6 +17,7 @@ train stage.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pytorch_lightning as pl
@@ -33,11 +34,15 @@ from aeflow.models.components import (
     LSTMEncoder,
     MLPDecoder,
     MLPEncoder,
+    TemporalConvDecoder,
+    TemporalConvEncoder,
 )
 from aeflow.models.configs import AEConfig
 
 #: ``(input, target)``, or ``(input, target, weight)`` with a per-element loss weight (speech: bin energy).
 Batch = tuple[torch.Tensor, ...]
+#: A use case's own reconstruction loss in data space: ``(output, target, weight or None) → scalar``.
+DataLoss = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
 
 def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -66,6 +71,10 @@ class BaseAutoencoder(pl.LightningModule):
     variant_name: ClassVar[str] = "base"
     #: Whether the code must be smaller than the input (checked when the model is built).
     undercomplete: ClassVar[bool] = False
+    #: Whether the variant needs one flat code per example (a VAE samples ``(n, latent_dim)`` from its
+    #: prior, the contractive penalty differentiates each code unit, the sparse one sets the bias of the
+    #: encoder's last Linear), which ``temporal_conv``'s code per time step is not.
+    needs_flat_code: ClassVar[bool] = False
     #: Whether training needs (noisy input, clean target) pairs from the noise stage.
     needs_noisy_pairs: ClassVar[bool] = False
 
@@ -90,7 +99,7 @@ class BaseAutoencoder(pl.LightningModule):
         )
         self.input_shape = tuple(int(s) for s in input_shape)
         self.input_size = math.prod(self.input_shape)
-        self.latent_dim = self.cfg.resolved_latent_dim(self.input_size)
+        self.latent_dim = self.cfg.resolved_latent_dim(self.cfg.code_input_size(self.input_shape))
         self.optim = {"lr": 1e-3, "weight_decay": 0.0, "scheduler": "constant", **(optim or {})}
         if output not in ("sigmoid", "identity"):
             raise ValueError(f"output must be 'sigmoid' or 'identity', got {output!r}")
@@ -100,6 +109,11 @@ class BaseAutoencoder(pl.LightningModule):
         #: How raw data becomes model input (e.g. the speech STFT settings and normalisation statistics).
         #: Set by the train stage and saved with the weights, so a registered model is usable on its own.
         self.data_config: dict[str, Any] | None = None
+        #: Replaces the variant's reconstruction term when the data define what an error costs (speech: the
+        #: error of compressed magnitudes, which the network's log-mask output only reaches through exp).
+        #: Set by the training plan for the fit (``TrainingJob.data_loss``); not saved, as inference never
+        #: needs it.
+        self.data_loss: DataLoss | None = None
         self.encoder, self.decoder = self.build_networks(self.encoder_out_features())
 
     # ----------------------------------------------------------------- construction
@@ -119,6 +133,15 @@ class BaseAutoencoder(pl.LightningModule):
             return (
                 MLPEncoder(shape, c.hidden_dims, self.latent_dim, c.batch_norm, enc_out),
                 MLPDecoder(shape, c.hidden_dims, self.latent_dim, c.batch_norm),
+            )
+        if c.architecture == "temporal_conv":
+            if len(shape) < 2:
+                raise ValueError(f"architecture 'temporal_conv' needs (…, T) sequences, got {list(shape)}")
+            return (
+                TemporalConvEncoder(
+                    shape, c.hidden_dims, self.latent_dim, c.blocks_per_stage, c.batch_norm, enc_out
+                ),
+                TemporalConvDecoder(shape, c.hidden_dims, self.latent_dim, c.blocks_per_stage, c.batch_norm),
             )
         expected = {"conv": (3, "image inputs (C, H, W)"), "conv1d": (2, "time-series windows (C, T)")}
         expected["lstm"] = expected["conv1d"]
@@ -200,7 +223,9 @@ class BaseAutoencoder(pl.LightningModule):
         x, target = self.prepare_batch(x, target)
         z, extras = self.encode_for_training(x)
         logits = self.decode_logits(z)
-        if weight:
+        if self.data_loss is not None:
+            recon = self.data_loss(self.activate(logits), target, weight[0] if weight else None)
+        elif weight:
             recon = self.weighted_recon_loss(logits, target, weight[0])
         else:
             recon = self.recon_loss(logits, target)

@@ -6,7 +6,8 @@ code back to *logits* of the input's shape; the model applies the output activat
 the numerically stable ``binary_cross_entropy_with_logits``.
 
 Images and spectrogram patches are ``(C, H, W)`` (:class:`ConvEncoder2d`); windows of multivariate time
-series are ``(C, T)``, sensors by time steps (:class:`ConvEncoder1d`, :class:`LSTMEncoder`).
+series are ``(C, T)``, sensors by time steps (:class:`ConvEncoder1d`, :class:`LSTMEncoder`). The one
+exception to the flat code is :class:`TemporalConvEncoder`: a code per time step, ``(latent_dim, T)``.
 """
 
 from __future__ import annotations
@@ -350,3 +351,86 @@ class LSTMDecoder(nn.Module):
         steps = u.unsqueeze(1) + self.position  # (N, T, hidden)
         y, _ = self.lstm(steps, (torch.tanh(h0).contiguous(), c0.contiguous()))
         return self.out(y).transpose(1, 2)  # (N, C, T)
+
+
+def temporal_width(hidden_dims: Sequence[int]) -> int:
+    """Channels of the temporal convolutions: ``hidden_dims[0]``, or 128 when ``hidden_dims`` is empty."""
+    return hidden_dims[0] if hidden_dims else 128
+
+
+class _DilatedBlock(nn.Module):
+    """``h + GELU(norm(conv_d(h)))``: a kernel-3 convolution over time, dilated ``dilation`` frames.
+
+    Residual, so a stack of them starts out as the identity and each block only adds the context its
+    dilation brings (1, 2, 4, … frames apart); padding ``dilation`` keeps the length.
+    """
+
+    def __init__(self, width: int, dilation: int, batch_norm: bool) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv1d(width, width, 3, padding=dilation, dilation=dilation),
+            *([nn.BatchNorm1d(width)] if batch_norm else []),
+            _act(),
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.body(h)
+
+
+class TemporalConvEncoder(nn.Module):
+    """``(…, T)`` → a code of ``latent_dim`` features *per time step*, ``(latent_dim, T)``.
+
+    Every axis but the last (channels × frequency bins of a spectrogram patch, or the sensors of a window)
+    is one step's feature vector: a 1×1 convolution maps it to ``hidden_dims[0]`` channels, then
+    ``blocks_per_stage`` residual kernel-3 convolutions dilated 1, 2, 4, … steps give each step context
+    of ±(2^blocks − 1) steps, and a 1×1 convolution makes the code. Why a code per step instead of one per
+    patch: a flat code must describe the whole patch at once, so what it keeps of one frame competes with
+    every other frame, and its FC layers grow with the patch; a temporal code is a bottleneck on each frame
+    (``latent_dim`` < bins) that sees its neighbours, with a size independent of the patch length, so a
+    longer patch buys context at no cost in parameters.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        hidden_dims: Sequence[int],
+        latent_dim: int,
+        blocks_per_stage: int,
+        batch_norm: bool = True,
+        out_features: int | None = None,
+    ) -> None:
+        super().__init__()
+        width = temporal_width(hidden_dims)
+        self.inp = nn.Sequential(nn.Conv1d(math.prod(input_shape[:-1]), width, 1), _act())
+        self.blocks = nn.Sequential(
+            *(_DilatedBlock(width, 2**i, batch_norm) for i in range(blocks_per_stage))
+        )
+        self.out = nn.Conv1d(width, out_features or latent_dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.blocks(self.inp(x.flatten(1, -2))))
+
+
+class TemporalConvDecoder(nn.Module):
+    """Per-step code ``(latent_dim, T)`` → ``output_shape``: the mirror of :class:`TemporalConvEncoder`
+    (dilations in reverse order, so the widest context is nearest the code on both sides)."""
+
+    def __init__(
+        self,
+        output_shape: Sequence[int],
+        hidden_dims: Sequence[int],
+        latent_dim: int,
+        blocks_per_stage: int,
+        batch_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        width = temporal_width(hidden_dims)
+        self.output_shape = tuple(output_shape)
+        self.inp = nn.Sequential(nn.Conv1d(latent_dim, width, 1), _act())
+        dilations = [2**i for i in reversed(range(blocks_per_stage))]
+        self.blocks = nn.Sequential(*(_DilatedBlock(width, d, batch_norm) for d in dilations))
+        self.out = nn.Conv1d(width, math.prod(output_shape[:-1]), 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        y = self.out(self.blocks(self.inp(z)))
+        return y.view(-1, *self.output_shape[:-1], y.shape[-1])

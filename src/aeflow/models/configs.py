@@ -25,19 +25,26 @@ class AEConfig(Strict):
 
     ``latent_dim: auto`` applies the rule of thumb round(log2(input size)), 10 for 28×28 digits.
     ``architecture`` picks the encoder/decoder pair (``mlp`` and ``conv`` for images and spectrograms,
-    ``conv1d`` and ``lstm`` for windows of time series shaped (sensors, time));
+    ``conv1d`` and ``lstm`` for windows of time series shaped (sensors, time); ``temporal_conv`` for either
+    kind of sequence (last axis = time): a code of ``latent_dim`` per time step from dilated convolutions,
+    ``hidden_dims[0]`` wide, ``blocks_per_stage`` deep);
     ``channels``/``blocks_per_stage``/``batch_norm`` shape the convolutional ones, ``hidden_dims`` the fully
     connected layers (the whole MLP, or the layers between the convolutional features and the code).
     """
 
     variant: str = "vanilla"
-    architecture: Literal["mlp", "conv", "conv1d", "lstm"] = "conv"
+    architecture: Literal["mlp", "conv", "conv1d", "lstm", "temporal_conv"] = "conv"
     latent_dim: PositiveInt | Literal["auto"] = "auto"
     hidden_dims: list[PositiveInt] = Field(default_factory=lambda: [256])
     channels: list[PositiveInt] = Field(default_factory=lambda: [32, 64], min_length=1, max_length=4)
     blocks_per_stage: Annotated[int, Field(ge=0, le=4)] = 1
     batch_norm: bool = True
     loss: Literal["bce", "mse"] = "bce"
+
+    def code_input_size(self, input_shape: list[int]) -> int:
+        """How many input values one code vector describes: all of them, or one time step's
+        (``temporal_conv``, whose code is per step): the size ``auto`` and the undercomplete check use."""
+        return math.prod(input_shape[:-1] if self.architecture == "temporal_conv" else input_shape)
 
     def resolved_latent_dim(self, input_size: int) -> int:
         """The latent size in effect: the explicit value, or round(log2(input size))."""

@@ -94,14 +94,19 @@ def build_model(
     """Validate ``section`` and build the variant it names for inputs of ``input_shape``."""
     cfg = variant_config(section, where, file)
     cls = get_variant(cfg.variant)
-    size = 1
-    for s in input_shape:
-        size *= int(s)
+    size = cfg.code_input_size([int(s) for s in input_shape])
     latent = cfg.resolved_latent_dim(size)
+    if cls.needs_flat_code and cfg.architecture == "temporal_conv":
+        raise ParamsError(
+            f"{file}: '{where}.architecture' 'temporal_conv' makes a code per time step, but the "
+            f"{cls.variant_name} autoencoder needs one flat code per example. Fix: choose another "
+            "architecture (conv, conv1d, lstm, mlp) or the vanilla or denoising variant."
+        )
     if cls.undercomplete and latent >= size:
         raise ParamsError(
-            f"{file}: '{where}.latent_dim' = {latent} is not smaller than the input size {size}; the "
-            f"{cls.variant_name} autoencoder is undercomplete, so its code must compress the input. "
+            f"{file}: '{where}.latent_dim' = {latent} is not smaller than the {size} input values one code "
+            f"describes; the {cls.variant_name} autoencoder is undercomplete, so its code must compress "
+            "the input. "
             f"Fix: choose latent_dim < {size} (or 'auto'), or a variant that allows overcomplete codes "
             "(e.g. sparse)."
         )

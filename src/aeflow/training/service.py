@@ -38,6 +38,7 @@ from aeflow.sections import TrainParams
 
 if TYPE_CHECKING:
     from aeflow.config import Params
+    from aeflow.models.base import DataLoss
     from aeflow.training.engine import SeededModel
 
 #: Optimizer steps between resume checkpoints inside an epoch (each epoch end is saved too).
@@ -71,6 +72,7 @@ class TrainingJob:
     data_digest: Sequence[Any] = ()
     figures: Callable[[Path], list[Any]] | None = None  # per-epoch figure callbacks writing into a folder
     finish: Callable[[Any, Any], tuple[dict[str, Any], dict[str, float]]] | None = None
+    data_loss: DataLoss | None = None  # the use case's loss in data space; None: the variant's own
     hparams: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     registrar: str | None = PYTORCH_REGISTRAR  # None: nothing to register (a sweep's brief fits)
@@ -152,6 +154,8 @@ def fit_jobs(params: Params, plan: TrainingPlan, data_path: str, root: Path, mod
         build_seeded(job.model, job.input_shape, job.train, params.seed, job.output, f"{plan.use_case}.model")
         for job in plan.jobs
     ]
+    for job, seeded in zip(plan.jobs, built, strict=True):
+        seeded.model.data_loss = job.data_loss
     several = len(plan.jobs) > 1 or plan.group_key is not None
     results = []
     progress = _Progress(f"{plan.stage}@{plan.use_case}", len(plan.jobs))

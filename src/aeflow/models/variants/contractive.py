@@ -26,6 +26,7 @@ class ContractiveAutoencoder(BaseAutoencoder):
 
     cfg: ContractiveAEConfig
     undercomplete = True
+    needs_flat_code = True
 
     def reg_loss(self, x: torch.Tensor, z: torch.Tensor, extras: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.cfg.contractive_weight == 0:

@@ -36,6 +36,7 @@ class SparseAutoencoder(BaseAutoencoder):
 
     cfg: SparseAEConfig
     undercomplete = False
+    needs_flat_code = True  # the bias of the encoder's last Linear starts the code at ρ
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -31,6 +31,7 @@ class VariationalAutoencoder(BaseAutoencoder):
 
     cfg: VAEConfig
     undercomplete = True
+    needs_flat_code = True
 
     def encoder_out_features(self) -> int:
         if self.output == "identity" and self.cfg.likelihood != "gaussian":

@@ -29,6 +29,7 @@ def make_spectrograms(params: Params, data: Path, noisy: Path, out: Path) -> dic
         loss_weights,
         model_input,
         model_target,
+        phase_projected,
     )
 
     p, rate = params.speech.spectrogram, params.speech.ingest.sample_rate
@@ -39,8 +40,12 @@ def make_spectrograms(params: Params, data: Path, noisy: Path, out: Path) -> dic
         mixtures = load_mixtures(noisy, split)
         noisy_logs, clean_logs = [], []
         for row in mixtures.itertuples():
-            noisy_logs.append(codec.analyse(read_audio(noisy / row.path)[0])[0])
-            clean_logs.append(codec.analyse(clean[row.clean_id])[0])
+            noisy_log, noisy_phase = codec.analyse(read_audio(noisy / row.path)[0])
+            clean_log, clean_phase = codec.analyse(clean[row.clean_id])
+            if p.phase_sensitive:  # the target (and its statistics) aim at |S|·cos(θS − θY)
+                clean_log = phase_projected(clean_log, clean_phase, noisy_phase)
+            noisy_logs.append(noisy_log)
+            clean_logs.append(clean_log)
         feats[split] = (noisy_logs, clean_logs)
     if not feats["train"][0]:
         raise DataError(f"{noisy / 'mixtures.csv'}: no training mixtures. Fix: check the speaker split.")

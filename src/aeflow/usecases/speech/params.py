@@ -191,6 +191,11 @@ class SpectrogramParams(Strict):
     scale: Literal["log", "mel"] = "log"
     n_mels: Annotated[int, Field(ge=8, le=256)] = 64
     target: Literal["mask", "magnitude"] = "mask"
+    #: Mask target only: aim at the clean magnitude *projected on the noisy phase*, ``|S|·cos(θS − θY)``
+    #: (the phase-sensitive mask of Erdogan et al. 2015), instead of ``|S|``. The estimate keeps the noisy
+    #: phase, and with that phase the projection is the magnitude closest to the clean STFT: where noise
+    #: has turned a bin's phase, ``|S|`` itself would put back energy in the wrong direction.
+    phase_sensitive: bool = False
     #: ``relative``: the network sees each bin relative to the utterance's noise floor (the mean power of
     #: its quietest ``noise_quantile`` of frames), i.e. a log a-posteriori SNR, which is what classical
     #: gain rules use; a 16-frame patch alone cannot tell the noise floor. ``absolute``: plain log-magnitude.
@@ -212,6 +217,14 @@ class SpectrogramParams(Strict):
     #: uniform loss on log values spends most of its effort on quiet bins that barely change the waveform.
     loss_weight: Literal["uniform", "noisy_power", "clean_power"] = "uniform"
     loss_weight_exponent: Annotated[float, Field(gt=0, le=2)] = 1.0
+    #: What the squared error compares. ``log_mask``: the network's log ratio mask against the target's,
+    #: each bin counted by ``loss_weight``. ``compressed_magnitude``: the estimated magnitude against the
+    #: clean one, both raised to c = ``loss_weight_exponent`` (``(|Y|·M̂)^c`` against ``(|Y|·M)^c``; with
+    #: ``loss_weight: noisy_power`` the weight carries the ``|Y|^{2c}``), the power-law compressed spectral
+    #: loss of speech enhancement (c = 0.3 is the usual choice). Why: a log error counts a residual of noise
+    #: in a quiet bin as little as the ear does not, and a power-weighted one ignores it outright; c = 0.3
+    #: sits between, as loudness does (Stevens' power law), which is what PESQ scores.
+    loss: Literal["log_mask", "compressed_magnitude"] = "log_mask"
     #: Deepest attenuation of the mask in dB (``null``: unbounded), applied to the training target and to
     #: the estimate. Without it, bins where the clean signal is near silence ask for −80 dB or more, and
     #: these large log errors dominate the loss although −30 dB already removes the noise there. Both
@@ -230,6 +243,14 @@ class SpectrogramParams(Strict):
             raise ValueError("scale 'mel' needs input 'absolute'")
         if self.scale == "mel" and self.target == "mask":
             raise ValueError("scale 'mel' needs target 'magnitude' (a mel mask cannot be applied per bin)")
+        if self.phase_sensitive and self.target != "mask":
+            raise ValueError("phase_sensitive needs target 'mask' (it changes what the mask aims at)")
+        if self.loss == "compressed_magnitude" and (self.target, self.loss_weight) != ("mask", "noisy_power"):
+            raise ValueError(
+                "loss 'compressed_magnitude' needs target 'mask' and loss_weight 'noisy_power' (the "
+                f"estimate is |Y|·mask; |Y|^(2c) is its weight), got target {self.target!r}, loss_weight "
+                f"{self.loss_weight!r}"
+            )
         return self
 
 

@@ -53,7 +53,7 @@ def training_plan(params: Params, data: Path, processed: Path) -> TrainingPlan:
     from aeflow.data.datamodules import PatchDataModule, PatchDataset
     from aeflow.tracking.callbacks import EpochFigure
     from aeflow.training.engine import fingerprint
-    from aeflow.usecases.speech.spectrogram import patch_starts
+    from aeflow.usecases.speech.spectrogram import FeatureStats, patch_starts, training_loss
 
     cfg = params.speech
     p = cfg.spectrogram
@@ -101,6 +101,7 @@ def training_plan(params: Params, data: Path, processed: Path) -> TrainingPlan:
         data_digest=digest,
         figures=lambda folder: [EpochFigure(render, folder)],
         finish=finish,
+        data_loss=training_loss(p, FeatureStats.from_json(info["stats"])),
         hparams={"seed": params.seed, **cfg.model_dump(include={"model", "train", "spectrogram"})},
         unit="patches",
     )
