@@ -407,7 +407,12 @@ CATALOGUE = [
         "mnist",
         "train",
         params_latent_too_large,
-        ("params.yaml", "'mnist.model.latent_dim' = 1000", "input size 784", "undercomplete"),
+        (
+            "params.yaml",
+            "'mnist.model.latent_dim' = 1000",
+            "784 input values one code describes",
+            "undercomplete",
+        ),
     ),
     # ---- speech: a folder of recordings
     Entry(

@@ -13,7 +13,6 @@ from aeflow.usecases.speech.noise import colored_noise, mix_at_snr
 from aeflow.usecases.speech.params import SpectrogramParams
 from aeflow.usecases.speech.spectrogram import (
     EPS,
-    CompressedMagnitudeLoss,
     FeatureStats,
     SpectrogramCodec,
     apply_patchwise,
@@ -25,8 +24,8 @@ from aeflow.usecases.speech.spectrogram import (
     noise_floor,
     patch_starts,
     phase_projected,
-    training_loss,
 )
+from aeflow.usecases.speech.train import CompressedMagnitudeLoss, training_loss
 
 RATE = 8000
 #: A tiny mask network over 9 bins × 8 frames, for tests of the training step.

@@ -3,6 +3,7 @@ one fixed validation utterance drawn (noisy | denoised | clean) after every epoc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,44 @@ from aeflow.io import load_arrays, read_json
 from aeflow.training.service import TrainingJob, TrainingPlan
 
 if TYPE_CHECKING:
+    import torch
+
     from aeflow.config import Params
+    from aeflow.usecases.speech.params import SpectrogramParams
+    from aeflow.usecases.speech.spectrogram import FeatureStats
+
+
+@dataclass(frozen=True)
+class CompressedMagnitudeLoss:
+    """The power-law compressed magnitude error of a log-mask network, in its own output units.
+
+    The network outputs ``o = m̂ / mask_scale`` (a log ratio mask); the estimate is ``|Ŝ| = |Y|·exp(m̂)``.
+    ``Σ |Y|^{2c}·(exp(κ·o) − exp(κ·t))² / Σ |Y|^{2c}`` with ``κ = c · mask_scale`` is then exactly
+    ``Σ (|Ŝ|^c − |S̃|^c)²`` over the batch, divided by the weights' sum, where ``S̃ = |Y|·M`` is the
+    clean magnitude as far as a mask within ``[mask_floor_db, 0]`` reaches. The weight ``|Y|^{2c}`` is the
+    featurize stage's ``noisy_power`` weight at exponent c (normalised per utterance, as for the log loss).
+    A module-level class rather than a closure: it must pickle for multi-process training.
+    """
+
+    kappa: float
+
+    def __call__(
+        self, output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None
+    ) -> torch.Tensor:
+        import torch
+
+        from aeflow.models.base import weighted_mse
+
+        if weight is None:
+            raise ValueError("compressed_magnitude loss needs the noisy_power weights of featurize")
+        return weighted_mse(torch.exp(self.kappa * output), torch.exp(self.kappa * target), weight)
+
+
+def training_loss(params: SpectrogramParams, stats: FeatureStats) -> CompressedMagnitudeLoss | None:
+    """The loss ``params.loss`` asks for (``None``: the model's weighted MSE of the log mask)."""
+    if params.loss == "compressed_magnitude":
+        return CompressedMagnitudeLoss(params.loss_weight_exponent * stats.mask_scale)
+    return None
 
 
 def _snapshot(processed: Path, info: dict[str, Any], p: Any) -> Any:
@@ -53,7 +91,7 @@ def training_plan(params: Params, data: Path, processed: Path) -> TrainingPlan:
     from aeflow.data.datamodules import PatchDataModule, PatchDataset
     from aeflow.tracking.callbacks import EpochFigure
     from aeflow.training.engine import fingerprint
-    from aeflow.usecases.speech.spectrogram import FeatureStats, patch_starts, training_loss
+    from aeflow.usecases.speech.spectrogram import FeatureStats, patch_starts
 
     cfg = params.speech
     p = cfg.spectrogram
