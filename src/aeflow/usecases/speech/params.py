@@ -221,9 +221,9 @@ class SpectrogramParams(Strict):
     #: each bin counted by ``loss_weight``. ``compressed_magnitude``: the estimated magnitude against the
     #: clean one, both raised to c = ``loss_weight_exponent`` (``(|Y|·M̂)^c`` against ``(|Y|·M)^c``; with
     #: ``loss_weight: noisy_power`` the weight carries the ``|Y|^{2c}``), the power-law compressed spectral
-    #: loss of speech enhancement (c = 0.3 is the usual choice). Why: a log error counts a residual of noise
-    #: in a quiet bin as little as the ear does not, and a power-weighted one ignores it outright; c = 0.3
-    #: sits between, as loudness does (Stevens' power law), which is what PESQ scores.
+    #: loss of speech enhancement (c = 0.3 is the usual choice). Why: a log error weighs residual noise in a
+    #: quiet bin as much as an error in a loud one, a power-weighted error hardly at all; c = 0.3 sits
+    #: between, as perceived loudness does (Stevens' power law), nearer to what PESQ scores.
     loss: Literal["log_mask", "compressed_magnitude"] = "log_mask"
     #: Deepest attenuation of the mask in dB (``null``: unbounded), applied to the training target and to
     #: the estimate. Without it, bins where the clean signal is near silence ask for −80 dB or more, and
