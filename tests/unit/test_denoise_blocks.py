@@ -23,13 +23,24 @@ class MaskNet(torch.nn.Module):
     the trained autoencoder, so any block seam would show. ``bias`` moves every gain (0: let all pass
     when ``scale`` is 0; very negative: attenuate all to the mask floor)."""
 
-    def __init__(self, window_s: float | None, scale: float = 1.0, bias: float = -0.5) -> None:
+    def __init__(
+        self,
+        window_s: float | None,
+        scale: float = 1.0,
+        bias: float = -0.5,
+        inference_patch_hop: int | None = None,
+    ) -> None:
         super().__init__()
         torch.manual_seed(0)
         self.conv = torch.nn.Conv2d(1, 1, (5, 5), padding=2)
         self.scale, self.bias = scale, bias
+        self.patches = 0  # patches seen by forward, to count the network's work
         spec = SpectrogramParams(
-            loss_weight="noisy_power", mask_floor_db=-30.0, noise_window_s=window_s, patch_frames=16
+            loss_weight="noisy_power",
+            mask_floor_db=-30.0,
+            noise_window_s=window_s,
+            patch_frames=16,
+            inference_patch_hop=inference_patch_hop,
         )
         bins = spec.n_fft // 2 + 1
         stats = FeatureStats(np.zeros(bins, np.float32), np.ones(bins, np.float32), 1.0)
@@ -41,6 +52,7 @@ class MaskNet(torch.nn.Module):
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.patches += len(x)
         return self.scale * torch.tanh(self.conv(x)) + self.bias
 
 
@@ -77,6 +89,28 @@ def test_blocks_give_the_samples_of_the_whole_recording(rate: int, keep_rate: bo
     assert len(blocks) >= 3  # really cut, not one piece
     assert np.max(np.abs(joined - whole)) < 1e-4
     assert np.std(whole - x[: len(whole)] if keep_rate else whole) > 0.01  # the model changed something
+
+
+def test_denser_patches_when_cleaning_average_more_views_and_still_stream_exactly():
+    """``inference_patch_hop: 3`` (the model trained with ``patch_hop: 8``): the network runs on 8/3 as
+    many patches, every frame blends more of them, so the output moves; and blocks still give the whole
+    recording's samples, on a grid that lines up both hops (lcm 24 frames)."""
+    x = noisy_speechlike(5.3, MODEL_RATE)
+    sparse_net, dense_net = MaskNet(window_s=1.0), MaskNet(window_s=1.0, inference_patch_hop=3)
+    sparse = SpeechDenoiser(sparse_net)(x)
+    dense_denoiser = SpeechDenoiser(dense_net)
+    dense = dense_denoiser(x)
+    assert 2.4 < dense_net.patches / sparse_net.patches < 2.9
+    assert dense_denoiser.grid == 24 * dense_denoiser.spec.hop_length
+    assert np.max(np.abs(dense - sparse)) > 1e-3  # a different average, not the same output
+    recording = RecordingDenoiser(dense_denoiser, MODEL_RATE)
+    joined = np.concatenate(list(denoise_blocks(recording, pieces(x), 0.5)))
+    assert np.max(np.abs(joined - recording(x))) < 1e-4
+
+
+def test_an_inference_hop_longer_than_a_patch_is_refused():
+    with pytest.raises(ValueError, match=r"inference_patch_hop \(20\) must not exceed patch_frames \(16\)"):
+        SpectrogramParams(patch_frames=16, inference_patch_hop=20)
 
 
 def test_the_noise_floor_follows_the_noise_within_its_window():

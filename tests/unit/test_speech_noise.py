@@ -18,6 +18,7 @@ from aeflow.usecases.speech.noise import (
     file_noise,
     measured_snr_db,
     mix_at_snr,
+    vary_noise,
 )
 from aeflow.usecases.speech.params import NOISE_KINDS
 
@@ -167,3 +168,67 @@ def test_noise_bank_real_recording(shared_datasets: Path):
     # Running water is broadband: a real recording, not a tone, and not DC.
     f, p = welch(out, fs=RATE, nperseg=512)
     assert float(p[f > 1000].sum() / p.sum()) > 0.2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_vary_noise_tilts_the_spectrum_by_the_drawn_slope(seed: int):
+    """White noise comes out with the slope drawn first from the same generator (±6 dB/octave)."""
+    white = colored_noise("white", 4 * RATE, np.random.default_rng(100 + seed))
+    drawn = np.random.default_rng(seed).uniform(-6.0, 6.0)
+    varied = vary_noise(white, RATE, np.random.default_rng(seed), 6.0, 0.0)
+    assert _rms(varied) == pytest.approx(1.0, abs=1e-5) and varied.dtype == np.float32
+    assert _slope_db_per_octave(varied) == pytest.approx(drawn, abs=0.6)
+
+
+def test_vary_noise_level_wanders_and_off_draws_nothing():
+    white = colored_noise("white", 8 * RATE, np.random.default_rng(0))
+    quarter = RATE // 4
+
+    def level_span_db(x: np.ndarray) -> float:
+        levels = [10 * np.log10(np.mean(np.square(x[i : i + quarter]))) for i in range(0, len(x), quarter)]
+        return max(levels) - min(levels)
+
+    assert level_span_db(white) < 1.5
+    assert 4.0 < level_span_db(vary_noise(white, RATE, np.random.default_rng(1), 0.0, 6.0)) < 13.0
+    rng = np.random.default_rng(5)
+    same = vary_noise(white, RATE, rng, 0.0, 0.0)
+    assert same is white  # off: the recording itself, not even re-scaled
+    assert rng.random() == np.random.default_rng(5).random()  # nothing drawn: default mixtures unchanged
+
+
+def test_augmented_training_noise_leaves_the_test_mixtures_as_recorded(tmp_path: Path):
+    """With tilt and wander on, train/val mixtures change and the test mixtures (the real, unseen noise
+    the model is scored on) are byte-for-byte those of a run without them."""
+    from aeflow.params import parse_params
+    from aeflow.usecases.speech.corrupt import inject_noise
+    from aeflow.usecases.speech.sources import Clip, SpeechCorpus, write_corpus
+
+    t = np.arange(2 * RATE) / RATE
+    clips = [
+        Clip(
+            f"{split}{i}",
+            f"spk{split}",
+            split,
+            (0.1 * np.sin(2 * np.pi * (200 + 50 * i) * t)).astype(np.float32),
+            "tone",
+        )
+        for split in ("train", "val", "test")
+        for i in range(2)
+    ]
+    write_corpus(SpeechCorpus(clips, RATE, {}), tmp_path / "raw")
+    noise = {"train_sources": ["pink"], "test_sources": ["pink"], "mixtures_per_clip": 1}
+    base = {"speech": {"ingest": {"sample_rate": RATE}, "noise": noise}}
+    varied = {
+        "speech": {
+            "ingest": {"sample_rate": RATE},
+            "noise": {**noise, "train_tilt_db_per_octave": 6.0, "train_level_wander_db": 6.0},
+        }
+    }
+    plain_info = inject_noise(parse_params(base), tmp_path / "raw", tmp_path / "plain")
+    varied_info = inject_noise(parse_params(varied), tmp_path / "raw", tmp_path / "varied")
+    assert (plain_info["train_tilt_db_per_octave"], varied_info["train_tilt_db_per_octave"]) == (0.0, 6.0)
+    for split, same in (("train", False), ("val", False), ("test", True)):
+        for i in range(2):
+            a = read_audio(next((tmp_path / "plain" / "audio" / split).glob(f"{split}{i}__*.wav")))[0]
+            b = read_audio(next((tmp_path / "varied" / "audio" / split).glob(f"{split}{i}__*.wav")))[0]
+            assert np.array_equal(a, b) == same, (split, i)

@@ -41,7 +41,7 @@ def inject_noise(params: Params, data: Path, out: Path) -> dict[str, Any]:
     import pandas as pd
 
     from aeflow.usecases.speech.audio import write_wav
-    from aeflow.usecases.speech.noise import NoiseBank, mix_at_snr
+    from aeflow.usecases.speech.noise import NoiseBank, mix_at_snr, vary_noise
     from aeflow.usecases.speech.sources import load_split
 
     cfg, rate = params.speech.noise, params.speech.ingest.sample_rate
@@ -60,7 +60,12 @@ def inject_noise(params: Params, data: Path, out: Path) -> dict[str, Any]:
                         for _ in range(cfg.mixtures_per_clip)
                     ]
                 for k, (source, snr) in enumerate(combos):
-                    noisy, measured = mix_at_snr(clean, bank.make(source, len(clean), rng), snr)
+                    noise = bank.make(source, len(clean), rng)
+                    if split != "test":  # the test keeps the noise as recorded: it scores the real thing
+                        noise = vary_noise(
+                            noise, rate, rng, cfg.train_tilt_db_per_octave, cfg.train_level_wander_db
+                        )
+                    noisy, measured = mix_at_snr(clean, noise, snr)
                     mix_id = f"{clip_id}__{k:02d}_{_safe(source)}_{snr:g}dB"
                     rel = Path("audio") / split / f"{mix_id}.wav"
                     write_wav(tmp / rel, noisy, rate, subtype="FLOAT")
@@ -87,6 +92,8 @@ def inject_noise(params: Params, data: Path, out: Path) -> dict[str, Any]:
             "train_sources": cfg.train_sources,
             "test_sources": cfg.test_sources,
             "snrs_db": cfg.snrs_db,
+            "train_tilt_db_per_octave": cfg.train_tilt_db_per_octave,
+            "train_level_wander_db": cfg.train_level_wander_db,
             "max_abs_snr_error_db": float(err.max()) if len(frame) else None,
         }
         write_json(tmp / "info.json", info)

@@ -82,8 +82,9 @@ class SpeechDenoiser:
 
     @property
     def grid(self) -> int:
-        """Block starts (model rate) must fall on multiples of this, so frames and patches line up."""
-        return self.spec.hop_length * self.spec.patch_hop
+        """Block starts (model rate) must fall on multiples of this, so frames, noise-floor anchors (every
+        ``patch_hop`` frames) and patches (every ``cleaning_hop``) line up."""
+        return self.spec.hop_length * math.lcm(self.spec.patch_hop, self.spec.cleaning_hop)
 
     def _predict(self, batch: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -106,7 +107,7 @@ class SpeechDenoiser:
             model_input(noisy_log, self.stats, self.spec, self.rate),
             self._predict,
             self.spec.patch_frames,
-            self.spec.patch_hop,
+            self.spec.cleaning_hop,
             span=frames,
         )
         est = estimate_from_output(noisy_log, out, self.stats, self.spec.target, self.spec.mask_floor_db)

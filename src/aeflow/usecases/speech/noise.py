@@ -228,6 +228,34 @@ def file_noise(noise: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarra
         ) from None
 
 
+#: Frequency (Hz) that a tilt pivots on (its gain there is 1), and the lowest frequency a tilt is
+#: computed at (below it the gain is held, so a steep tilt cannot blow up the bins near DC).
+TILT_PIVOT_HZ, TILT_LOWEST_HZ = 1000.0, 50.0
+
+
+def vary_noise(
+    noise: np.ndarray, rate: int, rng: np.random.Generator, tilt_db_per_octave: float, level_wander_db: float
+) -> np.ndarray:
+    """A new variant of unit-RMS ``noise``: its spectrum tilted by a random slope and its level wandering.
+
+    Why: a few real recordings teach the model a few noise *shapes*; a noise of another colour or with
+    other level changes at test time is partly left in. Each variant draws a slope uniformly in
+    ±``tilt_db_per_octave`` dB per octave (pivoting on 1 kHz: a fan becomes a rumble or a hiss) and a
+    smooth level curve spanning ±``level_wander_db`` dB (about one change per second: steady noise
+    starts to come and go). 0 turns either off and draws nothing from ``rng``. The result is unit RMS.
+    """
+    if tilt_db_per_octave == 0 and level_wander_db == 0:
+        return noise  # as recorded, sample for sample (not even re-scaled)
+    x = np.asarray(noise, dtype=np.float64)
+    if tilt_db_per_octave > 0:
+        slope = rng.uniform(-tilt_db_per_octave, tilt_db_per_octave)
+        f = np.maximum(np.fft.rfftfreq(len(x), d=1.0 / rate), TILT_LOWEST_HZ)
+        x = np.fft.irfft(np.fft.rfft(x) * 10 ** (slope * np.log2(f / TILT_PIVOT_HZ) / 20), n=len(x))
+    if level_wander_db > 0:
+        x = x * 10 ** (level_wander_db * _slow_wander(len(x), rate, rng, 1.0) / 20)
+    return _unit_rms(x)
+
+
 class NoiseBank:
     """Makes noise by source name, reading each ``file:`` recording once (resampled to ``rate``).
 

@@ -158,6 +158,12 @@ class SpeechNoiseParams(Strict):
     test_sources: list[str] = Field(default_factory=lambda: ["brown", "vacuum"], min_length=1)
     noise_dir: str | None = None
     mixtures_per_clip: Annotated[int, Field(ge=1, le=20)] = 2
+    #: Train/val noise only: each mixture's noise is tilted by a random slope within ± this many dB per
+    #: octave (pivot 1 kHz), so a few recordings stand for a family of noise colours (0: as recorded).
+    train_tilt_db_per_octave: Annotated[float, Field(ge=0, le=12)] = 0.0
+    #: Train/val noise only: its level wanders smoothly within ± this many dB, about once a second, so
+    #: steady recordings also teach noise that comes and goes (0: as recorded).
+    train_level_wander_db: Annotated[float, Field(ge=0, le=20)] = 0.0
 
     @model_validator(mode="after")
     def _check_sources(self) -> SpeechNoiseParams:
@@ -211,6 +217,12 @@ class SpectrogramParams(Strict):
     griffin_lim_iters: Annotated[int, Field(ge=1, le=500)] = 32
     patch_frames: Annotated[int, Field(ge=4, le=128)] = 16
     patch_hop: Annotated[int, Field(ge=1, le=128)] = 8
+    #: Frames between the patches when a recording is cleaned (``null``: ``patch_hop``, as in training).
+    #: Every frame's mask is the tapered mean of the patches that saw it, each from another position in
+    #: its patch; more of them average out the errors of any one view. Costs the network
+    #: ``patch_hop / inference_patch_hop`` times the patches. Saved with the model, like the rest of
+    #: this section, so ``aeflow denoise`` and the registered model clean as the evaluate stage scored.
+    inference_patch_hop: Annotated[int, Field(ge=1, le=128)] | None = None
     #: How much each time-frequency bin counts in the training loss. ``uniform``: all alike (plain MSE).
     #: ``noisy_power`` / ``clean_power``: the bin's linear power raised to ``loss_weight_exponent``,
     #: normalised to mean 1 per utterance. SI-SDR is an energy ratio decided by the loud bins, whereas a
@@ -233,10 +245,20 @@ class SpectrogramParams(Strict):
     #: (``_speech_spectrogram``, = params.yaml) turns them on (README: speech benchmark).
     mask_floor_db: Annotated[float, Field(ge=-120, lt=0)] | None = None
 
+    @property
+    def cleaning_hop(self) -> int:
+        """Frames between the patches when a recording is cleaned."""
+        return self.inference_patch_hop or self.patch_hop
+
     @model_validator(mode="after")
     def _check(self) -> SpectrogramParams:
         if self.mask_floor_db is not None and self.target != "mask":
             raise ValueError("mask_floor_db needs target 'mask' (it bounds the mask's attenuation)")
+        if self.inference_patch_hop is not None and self.inference_patch_hop > self.patch_frames:
+            raise ValueError(
+                f"inference_patch_hop ({self.inference_patch_hop}) must not exceed patch_frames "
+                f"({self.patch_frames}): frames between two patches would never be cleaned"
+            )
         if self.hop_length > self.n_fft:
             raise ValueError("hop_length must not exceed n_fft (frames would skip samples)")
         if self.scale == "mel" and self.input == "relative":

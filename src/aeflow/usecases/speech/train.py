@@ -74,7 +74,7 @@ def _snapshot(processed: Path, info: dict[str, Any], p: Any) -> Any:
         def predict(batch: np.ndarray) -> np.ndarray:
             return module(torch.from_numpy(batch).to(module.device)).cpu().numpy()
 
-        output = apply_patchwise(inputs, predict, p.patch_frames, p.patch_hop)
+        output = apply_patchwise(inputs, predict, p.patch_frames, p.cleaning_hop)
         denoised = estimate_from_output(noisy_log, output, stats, p.target, p.mask_floor_db)
         panels = [
             ("noisy", noisy_log),
