@@ -17,7 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# `aeflow recover` first: a dvc killed while writing its run lock (.dvc/tmp/rwlock) would block every later run.
 run: setup  ## ingest → validate → train → evaluate → sweep → report, on the offline defaults
+	aeflow recover --quiet
 	dvc repro
 	@echo "Report: reports/index.html   MLflow UI: make ui"
 

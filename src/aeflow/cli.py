@@ -414,6 +414,28 @@ def retrain(
     raise typer.Exit(code)
 
 
+@app.command("recover")
+def recover(
+    root: Annotated[Path, typer.Option(help="the project's root (where .dvc/ is)")] = Path("."),
+    quiet: Annotated[bool, typer.Option(help="say nothing when there is nothing to clear")] = False,
+) -> None:
+    """After a crash or kill: clear DVC's run lock (.dvc/tmp/rwlock) if a killed dvc left it unreadable.
+
+    Without it every later ``dvc repro`` stops with "Unable to read RWLock-file". ``make run`` and ``aeflow
+    retrain`` do this themselves; aeflow's own half-written outputs are cleaned by the next run anyway.
+    Exit codes: 0 cleared or nothing to clear, 1 the unreadable lock names a running process (left alone).
+    """
+    from aeflow.stages.recover import clear_interrupted_dvc_lock
+
+    try:
+        cleared = clear_interrupted_dvc_lock(root)
+    except AeflowError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    if cleared or not quiet:
+        console.print(cleared or f"nothing to recover: {root / '.dvc/tmp/rwlock'} is absent or readable")
+
+
 @app.command("score")
 def score(
     model: Annotated[

@@ -2,7 +2,8 @@
 
 Steps, per run (``aeflow retrain``):
 
-1. take a lock (``promotion.lock_file``), so a slow run and the next scheduled one never overlap;
+1. take a lock (``promotion.lock_file``), so a slow run and the next scheduled one never overlap, and
+   clear DVC's run lock if a killed run left it unreadable (:mod:`aeflow.stages.recover`);
 2. move files from a landing folder (``--landing DIR``: ``DIR/<use case>/…``) into the use case's
    configured source folder (only file sources: ``mnist.ingest.idx_dir``, ``speech.ingest.dir``,
    ``sensor.ingest.path``);
@@ -35,6 +36,7 @@ from aeflow.config import Params
 from aeflow.errors import AeflowError
 from aeflow.io import read_json
 from aeflow.layout import REPORT, Layout
+from aeflow.stages.recover import clear_interrupted_dvc_lock
 
 EXIT_PROMOTED, EXIT_FAILED, EXIT_KEPT, EXIT_BUSY = 0, 1, 3, 4
 
@@ -136,6 +138,9 @@ def run(
     os.environ["AEFLOW_RUN_GROUP"] = group  # the stages' runs carry it (aeflow.run_group)
     summary: dict[str, Any] = {"started": started, "run_group": group, "use_cases": {}}
     with lock(root / params.promotion.lock_file):
+        cleared = clear_interrupted_dvc_lock(root)  # else one unlucky kill fails every later night
+        if cleared:
+            echo(cleared)
         for uc in use_cases:
             summary["use_cases"][uc] = _one(params, uc, root, landing, echo)
         if report:
