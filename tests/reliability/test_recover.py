@@ -94,3 +94,26 @@ def test_cli_recover(repo: Path) -> None:
     (repo / RWLOCK).write_text(f'{{"write": {{"out.txt": {{"pid": {os.getpid()}')
     res = runner.invoke(app, ["recover", "--root", str(repo)])
     assert res.exit_code == 1 and "names running process" in res.output
+
+
+def test_a_held_guard_leaves_the_lock_alone(repo: Path) -> None:
+    """A DVC process holding ``rwlock.lock`` (for longer than its own 3 s of retries) is never raced."""
+    lock = repo / RWLOCK
+    lock.write_text("")
+    held = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from dvc.lock import make_lock; "
+         f"g = make_lock({str(lock.parent / 'rwlock.lock')!r}); g.lock(); print('held', flush=True); "
+         "time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert held.stdout is not None and held.stdout.readline().strip() == "held"
+        with pytest.raises(AeflowError, match="held by another process") as err:
+            clear_interrupted_dvc_lock(repo)
+        assert "rwlock.lock" in str(err.value) and "Fix:" in str(err.value)
+        assert lock.exists()
+    finally:
+        held.kill()
+        held.wait()
+    said = clear_interrupted_dvc_lock(repo)  # the guard is free again: the empty lock goes
+    assert said is not None and not lock.exists()

@@ -42,18 +42,25 @@ def clear_interrupted_dvc_lock(root: Path = Path(".")) -> str | None:
     """Remove ``<root>/.dvc/tmp/rwlock`` when a killed DVC process left it unreadable; return what was done.
 
     ``None`` when there is nothing to clear (no lock file, or a readable one). Raises :class:`AeflowError`
-    when the unreadable file still names a running process: that process may hold outputs, so the file is
-    left for it."""
+    when the unreadable file still names a running process (it may hold outputs, so the file is left for it)
+    or when another process keeps DVC's guard of the file for over 3 s."""
     path = root / RWLOCK
     if not path.is_file():
         return None
-    from dvc.lock import make_lock
+    from dvc.lock import LockError, make_lock
     from dvc.repo import Repo
 
     hardlink = bool(Repo(str(root)).config["core"].get("hardlink_lock", False))
     # DVC's guard of the file: while we hold it, no DVC process is between truncating and writing it.
     guard = make_lock(str(path.parent / "rwlock.lock"), tmp_dir=str(path.parent), hardlink_lock=hardlink)
-    with guard:
+    try:
+        guard.lock()  # DVC retries for 3 s: its own holders keep it for milliseconds
+    except LockError:
+        raise AeflowError(
+            f"{path.parent / 'rwlock.lock'}: held by another process for over 3 s, so {path} is left as it "
+            "is. Fix: let the running dvc finish (or stop it), then run `aeflow recover` again."
+        ) from None
+    try:
         text = path.read_text(encoding="utf-8", errors="replace")
         try:
             json.loads(text)
@@ -69,6 +76,8 @@ def clear_interrupted_dvc_lock(root: Path = Path(".")) -> str | None:
                 "`aeflow recover` again."
             )
         path.unlink()
+    finally:
+        guard.unlock()
     what = "empty" if not text.strip() else f"{len(text)} bytes of half-written JSON"
     return (
         f"{path}: removed DVC's run lock, {what}: a dvc process was killed while writing it, and no process "
