@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +40,10 @@ def copy_project(dest: Path, skip: tuple[str, ...] = ()) -> Path:
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(repo / rel, dest / rel)
     return dest
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited: what a killed writer leaves its files named after."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid

@@ -425,7 +425,7 @@ def recover(
     retrain`` do this themselves; aeflow's own half-written outputs are cleaned by the next run anyway.
     Exit codes: 0 cleared or nothing to clear, 1 the unreadable lock names a running process (left alone).
     """
-    from aeflow.stages.recover import clear_interrupted_dvc_lock
+    from aeflow.stages.recover import RWLOCK, clear_interrupted_dvc_lock
 
     try:
         cleared = clear_interrupted_dvc_lock(root)
@@ -433,7 +433,7 @@ def recover(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     if cleared or not quiet:
-        console.print(cleared or f"nothing to recover: {root / '.dvc/tmp/rwlock'} is absent or readable")
+        console.print(cleared or f"nothing to recover: {root / RWLOCK} is absent or readable")
 
 
 @app.command("score")

@@ -35,7 +35,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import copy_project
+from aeflow.stages.recover import RWLOCK
+from tests.helpers import copy_project, dead_pid
 from tests.pipeline.test_dvc_pipeline import BIN, TINY, set_params
 
 pytestmark = pytest.mark.slow
@@ -227,11 +228,9 @@ def recover(repo: Path) -> str:
     """What ``make run`` and ``aeflow retrain`` do before ``dvc repro``: ``aeflow recover``. A kill can land
     while DVC rewrites its run lock (``.dvc/tmp/rwlock``, written in place; seen once in CI under load):
     the cut-short file would stop every later ``dvc repro``. recover removes exactly that and nothing else."""
-    lock = repo / ".dvc" / "tmp" / "rwlock"
+    lock = repo / RWLOCK
     try:
-        json.loads(lock.read_text())
-        cut_short = False
-    except FileNotFoundError:
+        json.loads(lock.read_text() if lock.is_file() else "{}")
         cut_short = False
     except json.JSONDecodeError:
         cut_short = True
@@ -341,7 +340,7 @@ def test_next_writer_cleans_what_killed_writers_left(tmp_path):
     kill between the two renames of the non-Linux fallback) is moved back, not deleted."""
     from aeflow.io import atomic_dir, atomic_file
 
-    dead = _dead_pid()
+    dead = dead_pid()
     out = tmp_path / "out"
     (tmp_path / f".out.{dead}.abc123.tmp").mkdir()
     (tmp_path / f".out.{os.getpid()}.live.tmp").mkdir()  # this process: still writing, kept
@@ -361,9 +360,3 @@ def test_next_writer_cleans_what_killed_writers_left(tmp_path):
     with atomic_file(tmp_path / "out.csv") as tmp:
         tmp.write_text("x")
     assert not (tmp_path / f".out.csv.{dead}.x.csv.tmp").exists()
-
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid

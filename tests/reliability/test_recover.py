@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from aeflow.cli import app
 from aeflow.errors import AeflowError
 from aeflow.stages.recover import RWLOCK, clear_interrupted_dvc_lock
-
-BIN = Path(sys.executable).parent
+from tests.helpers import dead_pid
+from tests.pipeline.test_dvc_pipeline import BIN
 
 
 def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
@@ -39,12 +39,6 @@ def repo(tmp_path: Path) -> Path:
     assert res.returncode == 0, res.stderr
     assert isinstance(json.loads((tmp_path / RWLOCK).read_text()), dict)
     return tmp_path
-
-
-def dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
 
 
 def test_an_empty_lock_blocks_dvc_until_recovered(repo: Path) -> None:
