@@ -155,6 +155,26 @@ def test_noise_bank_reads_files_once_and_resamples(tmp_path: Path):
         bank.make("traffic", 100, np.random.default_rng(0))
 
 
+def test_missing_noise_file_in_a_large_folder_names_the_closest(tmp_path: Path):
+    """noise_dir at a whole collection: the message gives the likely files, not thousands of names."""
+    tone = np.zeros(1600, np.float32)
+    tone[::7] = 0.1
+    for i in range(40):
+        (tmp_path / "speech" / f"s{i:02d}").mkdir(parents=True)
+        write_wav(tmp_path / "speech" / f"s{i:02d}" / f"clip_{i}.wav", tone, 16000)
+    (tmp_path / "musan" / "free-sound").mkdir(parents=True)
+    write_wav(tmp_path / "musan" / "free-sound" / "noise-0000.wav", tone, 16000)
+    bank = NoiseBank(RATE, tmp_path)
+    with pytest.raises(DataError) as err:  # the name relative to the wrong folder
+        bank.make("file:free-sound/noise-0000.wav", 100, np.random.default_rng(0))
+    message = str(err.value)
+    assert "41 audio files" in message and "file:musan/free-sound/noise-0000.wav" in message
+    assert message.count("file:") <= 13  # the source itself + at most 12 suggestions
+    assert "train_sources" in message
+    with pytest.raises(DataError, match="none with a name like it"):
+        bank.make("file:zzzzzzzzzzzzzzzzzz.flac", 100, np.random.default_rng(0))
+
+
 @pytest.mark.shared_data
 def test_noise_bank_real_recording(shared_datasets: Path):
     folder = shared_datasets / "noise" / "speech_commands_background"

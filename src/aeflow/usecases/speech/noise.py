@@ -16,6 +16,7 @@ Sources (the names ``speech.noise.train_sources``/``test_sources`` accept, see
 
 from __future__ import annotations
 
+import difflib
 import math
 from pathlib import Path
 
@@ -297,6 +298,29 @@ class NoiseBank:
             if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
         )
 
+    def _suggest(self, name: str, shown: int = 12) -> str:
+        """The audio files a missing ``file:`` source could have meant, for its error message.
+
+        A short folder is listed whole; a large one (``noise_dir`` pointing at a whole dataset collection
+        holds thousands of clips) gives the closest names (the same file name in another subfolder first),
+        so the message stays readable and still names the fix.
+        """
+        files = self.available_files()
+        if not files:
+            return f"No audio files in {self.noise_dir}."
+        if len(files) <= shown:
+            return f"Audio files in {self.noise_dir}: {', '.join(f'file:{f}' for f in files)}."
+        base = name.rsplit("/", 1)[-1]
+        same_name = [f for f in files if f.rsplit("/", 1)[-1] == base]
+        close = difflib.get_close_matches(name, files, n=shown, cutoff=0.5)
+        picks = list(dict.fromkeys(same_name + close))[:shown]
+        if not picks:
+            return f"{len(files)} audio files in {self.noise_dir}, none with a name like it."
+        return (
+            f"{len(files)} audio files in {self.noise_dir}; the closest: "
+            f"{', '.join(f'file:{f}' for f in picks)}."
+        )
+
     def _recording(self, name: str) -> np.ndarray:
         """The recording ``name`` at ``self.rate``, loaded on first use and cached."""
         if name in self._cache:
@@ -308,12 +332,10 @@ class NoiseBank:
             )
         path = self.noise_dir / name
         if not path.is_file():
-            files = self.available_files()
-            listing = ", ".join(f"file:{f}" for f in files) if files else "none"
             raise DataError(
-                f"{path}: noise file not found (source 'file:{name}'). Audio files in {self.noise_dir}: "
-                f"{listing}. Fix: edit speech.noise.train_sources/test_sources in params.yaml to name one "
-                "of them, or put the file there."
+                f"{path}: noise file not found (source 'file:{name}'). {self._suggest(name)} Fix: edit "
+                "speech.noise.train_sources/test_sources in params.yaml to name one of them, or put the "
+                "file there."
             )
         recording = load_clip(path, self.rate)
         if not math.isfinite(rms_dbfs(recording)):
