@@ -40,7 +40,9 @@ every SNR; SI-SDR gain ≥ the better baseline's + 3 dB; RTF ≤ 0.1 on one core
 ``--rescore DIR [--inference-hops 8,4,2]`` then scores that model again without training, on the validation
 mixtures (unseen speakers, the training noises) and the test mixtures (unseen speakers and noise), once per
 ``speech.spectrogram.inference_patch_hop``: how far the model falls short on a noise it never heard, and
-what denser patches at inference buy.
+what denser patches at inference buy. ``--inference-set KEY=VALUE`` (repeatable) changes another of the
+model's spectrogram settings when cleaning, e.g. ``noise_quantile=0.4``: a diagnosis of what the trained
+model is sensitive to, not a setting to ship (the model was trained with its own).
 
 ``--max-clips N`` keeps at most N clips (``speech.ingest.max_clips``, shared round-robin over speakers). Every
 speaker keeps at least one clip, so when N is below the number of speakers (wideband: 261), only
@@ -224,11 +226,12 @@ def _real_time_factor(layout: Any) -> tuple[float, float | None, float, int]:
     return seconds / audio, streamed, audio, parameters
 
 
-def rescore(folder: Path, hops: list[int]) -> None:
+def rescore(folder: Path, hops: list[int], overrides: dict[str, Any] | None = None) -> None:
     """A kept run's trained model (``--keep``) applied with each ``inference_patch_hop``, on the validation
     mixtures (unseen speakers, the training noises) and the test mixtures (unseen speakers and noise),
     without training again: how far the model falls short on a noise it never heard, and what denser
-    patches at inference buy. Prints the autoencoder's gains over the noisy input, averaged over the SNRs."""
+    patches at inference buy. ``overrides`` replace other spectrogram settings when cleaning. Prints the
+    autoencoder's gains over the noisy input, averaged over the SNRs."""
     import pandas as pd
 
     from aeflow.layout import Layout
@@ -241,9 +244,15 @@ def rescore(folder: Path, hops: list[int]) -> None:
     layout = Layout("speech", folder)
     model = load_model(str(layout.models / "model.pt"))
     trained = dict(model.data_config or {})
+    unknown = sorted(set(overrides or {}) - set(trained["spectrogram"]))
+    if unknown:
+        raise SystemExit(
+            f"--inference-set {unknown}: not spectrogram settings of this model: {trained['spectrogram']}"
+        )
+    cleaning = {**trained["spectrogram"], **(overrides or {})}
     denoisers = {}
     for hop in hops:  # SpeechDenoiser reads the settings when built: one model, one denoiser per hop
-        model.data_config = {**trained, "spectrogram": {**trained["spectrogram"], "inference_patch_hop": hop}}
+        model.data_config = {**trained, "spectrogram": {**cleaning, "inference_patch_hop": hop}}
         denoisers[hop] = SpeechDenoiser(model)
     clips = CleanClips(layout.raw)
     rows = []
@@ -258,9 +267,12 @@ def rescore(folder: Path, hops: list[int]) -> None:
                 )
     gains = pd.DataFrame(rows).groupby(["split", "hop", "input_snr"])[["si_sdr", "pesq", "stoi"]].mean()
     trained_hop = trained["spectrogram"]["patch_hop"]
+    changed = "".join(
+        f", {k} {trained['spectrogram'][k]} → {v} when cleaning" for k, v in (overrides or {}).items()
+    )
     print(
         f"\n{folder}: autoencoder gain over the noisy input, mean over the SNRs "
-        f"(trained with patch_hop {trained_hop})"
+        f"(trained with patch_hop {trained_hop}{changed})"
     )
     print(f"{'split':<5} | {'inference_patch_hop':>19} | {'SI-SDR dB':>9} | {'PESQ':>6} | STOI per SNR")
     for split, hop in ((split, hop) for split in ("val", "test") for hop in hops):
@@ -294,9 +306,17 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, help="copy the run's models and audio here (for --rescore)")
     ap.add_argument("--rescore", type=Path, help="no training: score a --keep folder's model (see rescore)")
     ap.add_argument("--inference-hops", default="8,4,2", help="with --rescore: inference_patch_hop values")
+    ap.add_argument(
+        "--inference-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --rescore: another spectrogram setting when cleaning, e.g. noise_quantile=0.4",
+    )
     args = ap.parse_args()
     if args.rescore:
-        rescore(args.rescore, [int(h) for h in args.inference_hops.split(",")])
+        overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.inference_set)}
+        rescore(args.rescore, [int(h) for h in args.inference_hops.split(",")], overrides)
         return 0
     needed = SHARED / "fsdd" / "recordings" if args.data == "fsdd" else LIBRISPEECH
     if not needed.is_dir():
