@@ -334,8 +334,8 @@ class NoiseBank:
         if not path.is_file():
             raise DataError(
                 f"{path}: noise file not found (source 'file:{name}'). {self._suggest(name)} Fix: edit "
-                "speech.noise.train_sources/test_sources in params.yaml to name one of them, or put the "
-                "file there."
+                "speech.noise.train_sources/test_sources (names relative to speech.noise.noise_dir) in "
+                "params.yaml to name a file that is there, or put the file there."
             )
         recording = load_clip(path, self.rate)
         if not math.isfinite(rms_dbfs(recording)):
