@@ -293,6 +293,17 @@ def rescore(folder: Path, hops: list[int], overrides: dict[str, Any] | None = No
         print(f"{split:<5} | {hop:>19} | {g['si_sdr'].mean():+9.2f} | {g['pesq'].mean():+6.3f} | {stoi}")
 
 
+def _assignments(items: list[str], flag: str, example: str) -> list[tuple[str, Any]]:
+    """``KEY=VALUE`` items of ``--set``/``--inference-set`` as (key, YAML-parsed value), in order."""
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{flag} {item!r}: expected KEY=VALUE, e.g. {example}")
+        pairs.append((key, yaml.safe_load(value)))
+    return pairs
+
+
 def _verdict(ok: bool) -> str:
     return "MET" if ok else "MISSED"
 
@@ -327,7 +338,7 @@ def main() -> int:
     )
     args = ap.parse_args()
     if args.rescore:
-        overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.inference_set)}
+        overrides = dict(_assignments(args.inference_set, "--inference-set", "noise_quantile=0.4"))
         rescore(args.rescore, [int(h) for h in args.inference_hops.split(",")], overrides)
         return 0
     needed = SHARED / "fsdd" / "recordings" if args.data == "fsdd" else LIBRISPEECH
@@ -348,13 +359,14 @@ def main() -> int:
             sp["ingest"].update(max_clips=args.max_clips)
         sp["train"].update(epochs=args.epochs, progress_bar=False)
         sp["evaluate"].update(num_audio_examples=0)
-        for item in args.set:  # same spirit as `dvc exp run -S`
-            key, value = item.split("=", 1)
+        for key, value in _assignments(
+            args.set, "--set", "speech.model.latent_dim=512"
+        ):  # same spirit as `dvc exp run -S`
             *parents, leaf = key.split(".")
             node = data
             for part in parents:
                 node = node.setdefault(part, {})
-            node[leaf] = yaml.safe_load(value)
+            node[leaf] = value
         data["tracking"].update(
             tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=str(tmp / "art")
         )
