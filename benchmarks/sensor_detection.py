@@ -45,7 +45,8 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("AEFLOW_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+# Absolute: a relative AEFLOW_SHARED_DATASETS (e.g. ../shared/datasets) must survive the runs' chdir.
+SHARED = Path(os.environ.get("AEFLOW_SHARED_DATASETS", ROOT.parent / "shared" / "datasets")).absolute()
 METHODS = ("autoencoder", "isolation_forest", "rolling_zscore", "pca")
 NAB_THRESHOLD = {
     "history": 8640,

@@ -66,7 +66,8 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("AEFLOW_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+# Absolute: a relative AEFLOW_SHARED_DATASETS (e.g. ../shared/datasets) must survive the runs' chdir.
+SHARED = Path(os.environ.get("AEFLOW_SHARED_DATASETS", ROOT.parent / "shared" / "datasets")).absolute()
 BACKGROUND = "speech_commands_background"
 WIDEBAND = SHARED / "speech-wideband"
 LIBRISPEECH = WIDEBAND / "librispeech"
@@ -254,6 +255,10 @@ def rescore(folder: Path, hops: list[int], overrides: dict[str, Any] | None = No
     from aeflow.usecases.speech.metrics import score
 
     layout = Layout("speech", folder)
+    if not (layout.models / "model.pt").is_file():
+        raise SystemExit(
+            f"--rescore {folder}: no {layout.models / 'model.pt'}; make one with --keep {folder}"
+        )
     model = load_model(str(layout.models / "model.pt"))
     trained = dict(model.data_config or {})
     unknown = sorted(set(overrides or {}) - set(trained["spectrogram"]))

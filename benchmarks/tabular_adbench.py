@@ -45,7 +45,8 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("AEFLOW_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+# Absolute: a relative AEFLOW_SHARED_DATASETS (e.g. ../shared/datasets) must survive the runs' chdir.
+SHARED = Path(os.environ.get("AEFLOW_SHARED_DATASETS", ROOT.parent / "shared" / "datasets")).absolute()
 BASELINES = ("isolation_forest", "ecod", "pyod_autoencoder", "pca")
 #: A variant's own options for standardised real-valued columns (the VAE's default likelihood is for [0, 1]).
 VARIANT_OPTIONS: dict[str, dict[str, Any]] = {"vae": {"likelihood": "gaussian"}}
