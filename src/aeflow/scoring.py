@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from aeflow.errors import AeflowError, DataError
+from aeflow.spark import spark_session
 from aeflow.tracking import SCORING_UNIT
 
 ENGINES = ("pandas", "spark")
@@ -282,53 +282,6 @@ _SPARK_TYPES = {
 }
 
 
-def spark_session(master: str = "local[*]", app: str = "aeflow-score") -> Any:
-    """A Spark session (Java from Debian's packages when missing: see :func:`ensure_java`)."""
-    ensure_java()
-    if master.startswith("local"):  # the workers are this machine's: this Python, with aeflow and torch
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise AeflowError(
-            "--engine spark needs pyspark, which is not installed. Fix: pip install 'aeflow[spark]' "
-            "(make setup installs it), or use --engine pandas."
-        ) from None
-
-    return (
-        SparkSession.builder.master(master)
-        .appName(app)
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(CHUNK_ROWS))
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "true")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        # one task per core already: a torch thread pool per task on top would fight over the cores
-        .config("spark.executorEnv.OMP_NUM_THREADS", "1")
-        .getOrCreate()
-    )
-
-
-#: Debian's default Java runtime (OpenJDK 17 on bookworm, 21 on trixie: Spark 4 runs on both)
-JAVA_PACKAGES = ("default-jre-headless",)
-
-
-def ensure_java() -> None:
-    """Spark needs a Java runtime (17 or newer): Debian's, installed when ``java`` is missing."""
-    if shutil.which("java") or os.environ.get("JAVA_HOME"):
-        return
-    from aeflow.system import apt_install
-
-    problem = apt_install(JAVA_PACKAGES)
-    if not shutil.which("java"):
-        raise AeflowError(
-            "Spark needs Java, which is not installed and could not be installed "
-            f"({problem or 'not on PATH'}). "
-            f"Fix: `apt-get install -y {' '.join(JAVA_PACKAGES)}` or set JAVA_HOME; or use --engine pandas."
-        )
-
-
 def score_spark(
     model: ScoringModel,
     files: list[Path],
@@ -342,7 +295,7 @@ def score_spark(
     from pyspark.sql import functions as F
 
     began = time.perf_counter()
-    spark = spark_session(master)
+    spark = spark_session(master, batch_rows=CHUNK_ROWS, echo=echo)
     spark.sparkContext.setLogLevel("ERROR")
     started = time.perf_counter() - began  # the JVM and the session: a fixed price per run
     try:

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 import yaml
 
 from aeflow import scoring
+from aeflow.spark import ARCHIVE_ENV, ensure_java, make_class_archive
 
 pytestmark = pytest.mark.slow
 
@@ -25,10 +27,24 @@ BIN = Path(sys.executable).parent
 SENSORS = ["a", "b", "c"]
 
 
-@pytest.fixture(scope="module")
-def java() -> None:
-    """Spark's Java runtime, installed from Debian's packages when missing (a failure, not a skip)."""
-    scoring.ensure_java()
+@pytest.fixture(scope="module", autouse=True)
+def java(tmp_path_factory) -> Iterator[Path]:
+    """Spark's Java runtime, installed from Debian's packages when missing (a failure, not a skip), and
+    Spark's class archive made as a user's first Spark run makes it, in this module's own folder (the
+    user's cache is left alone); every Spark run here starts from it."""
+    ensure_java()
+    archive = tmp_path_factory.mktemp("spark-classes") / "classes.jsa"
+    before = os.environ.get(ARCHIVE_ENV)
+    os.environ[ARCHIVE_ENV] = str(archive)
+    said: list[str] = []
+    try:
+        assert make_class_archive(archive, said.append), said
+        yield archive
+    finally:
+        if before is None:
+            os.environ.pop(ARCHIVE_ENV, None)
+        else:
+            os.environ[ARCHIVE_ENV] = before
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +121,8 @@ def sensors(tmp_path_factory) -> tuple[Path, Path]:
     return pyfunc, data
 
 
-def aeflow_score(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+def aeflow_score(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, **(env or {})}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run(
         [str(BIN / "aeflow"), "score", *args],
@@ -147,6 +163,52 @@ def test_tables_score_the_same_on_spark_and_pandas(java, tables, tmp_path):
     assert a.loc[far, "flag"].mean() > 0.9 and a.loc[~far, "flag"].mean() < 0.1
     assert (a.loc[far & a["flag"], "feature_1"] == "c03").mean() > 0.9
     assert set(a["source"]) == {"part-1.csv", "part-2.csv"}
+
+
+def spark_answers(model: Path, data: Path, out: Path, env: dict[str, str]) -> tuple[pd.DataFrame, str]:
+    """``aeflow score --engine spark`` with ``env`` added: its answers (by file and id) and what it said."""
+    res = aeflow_score(
+        "--model", str(model), "--input", str(data), "--output", str(out), "--engine", "spark", env=env
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    return scoring.read_scores(out).sort_values(["source", "id"]).reset_index(
+        drop=True
+    ), res.stdout + res.stderr
+
+
+def test_spark_starts_from_the_class_archive_of_the_first_run(java, tables, tmp_path):
+    """The JVM maps Spark's classes from the archive (the JVM's own class-loading log says where each
+    class came from) instead of reading them from the jars, and the answers stay the same."""
+    model, data = tables
+    assert java.is_file() and java.stat().st_size > 20e6
+    log = tmp_path / "classes.log"
+    answers, _ = spark_answers(
+        model, data, tmp_path / "out", {"JAVA_TOOL_OPTIONS": f"-Xlog:class+load=info:file={log}"}
+    )
+    # lambda proxies and the classes Spark compiles at run time are made anew by every JVM: not counted
+    loaded = log.read_text().splitlines()
+    spark_classes = [line for line in loaded if "] org.apache.spark." in line and "$$Lambda" not in line]
+    from_archive = [line for line in spark_classes if "source: shared objects file (top)" in line]
+    assert any(" org.apache.spark.SparkContext source: shared objects file (top)" in c for c in from_archive)
+    assert len(from_archive) > 0.95 * len(spark_classes) > 1000, (len(from_archive), len(spark_classes))
+    res = aeflow_score("--model", str(model), "--input", str(data), "--output", str(tmp_path / "pandas"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    plain = scoring.read_scores(tmp_path / "pandas").sort_values(["source", "id"]).reset_index(drop=True)
+    np.testing.assert_allclose(answers["score"], plain["score"], rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(answers["flag"], plain["flag"])
+
+
+def test_a_damaged_class_archive_is_dropped_and_the_run_goes_on(java, tables, tmp_path):
+    """An archive cut short (a full disk, say) crashes the JVM that maps it: the run starts again from the
+    jars and removes the file, so that the next run makes a whole one."""
+    model, data = tables
+    damaged = tmp_path / "classes.jsa"
+    with java.open("rb") as whole:
+        damaged.write_bytes(whole.read(5_000_000))
+    answers, said = spark_answers(model, data, tmp_path / "out", {ARCHIVE_ENV: str(damaged)})
+    assert f"did not start from the class archive {damaged}" in said and "starting from the jars" in said
+    assert not damaged.exists()
+    assert len(answers) == 3000 and answers["score"].notna().all()
 
 
 def test_sensors_keep_one_state_per_series_on_spark_and_pandas(java, sensors, tmp_path):
