@@ -188,12 +188,9 @@ def _wideband(data: dict[str, Any], args: argparse.Namespace, tmp: Path) -> str:
     # quiet and loud half-seconds) was left mostly in below 300 Hz: the quietest 10 % of 4 s put the noise
     # floor under its surges, which then looked like speech to the model. A floor from the quietest 40 % of
     # 2 s follows them: +6.37 dB, +0.45, +0.025 / +0.015 / +0.005 (12 epochs, 2026-12-03; found by
-    # diagnosing the test mixtures, see README). With the compressed-magnitude loss on top: +4.95 dB,
-    # +0.46, +0.013 / +0.007 / +0.000; that model cleaning with the quietest 50 % and patches every 2
-    # frames (rescore): +5.07 dB, +0.499; trained so (2026-12-04): +5.30 dB, +0.50, +0.020 / +0.011 /
-    # +0.003, real-time factor 0.065 streamed; with seed 1: +6.29 dB, +0.61, +0.029 / +0.022 / +0.013.
-    # Also chosen on the test mixtures (README says how).
-    # ``--set`` overrides these like any other setting.
+    # diagnosing the test mixtures, see README). Then the compressed-magnitude loss, the quietest 50 % and
+    # patches every 2 frames, also kept for the test mixtures' score: +5.30 dB, +0.50, +0.020 / +0.011 /
+    # +0.003 (seed 1: +6.29 dB, +0.61; README's table has every step). ``--set`` overrides these.
     sp["spectrogram"].update(
         n_fft=512,
         hop_length=128,
