@@ -19,7 +19,8 @@ folder with ``params.yaml``'s sensor settings, twice:
   season=null method=pot`` for the raw-error detector). These NAB settings were picked by looking at NAB
   scores on these files, as NAB's own published scores pick each detector's threshold on the whole corpus;
   so the run also prints a cross-validated score: threshold and cooldown chosen on the other NAB folders
-  and scored on each folder in turn.
+  and scored on each folder in turn. With several ``--nab-seeds`` it also scores, from those runs, detectors
+  that average the scores of 2 and of 3 seeds' models (every combination: how much steadier they are).
 
 Then the registered pyfunc detector: scoring throughput in windows/s on CPU with each flagged reading's
 sensors attributed (target ≥ 50,000) and the p50/p99 latency of 1-row requests to ``mlflow models serve``.
@@ -40,6 +41,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -117,52 +119,71 @@ CV_COOLDOWNS = (50, 100, 150, 200, 300)
 KFOLD = 5
 
 
-def cross_validated_nab(tmp: Path) -> dict[str, tuple[float, list[tuple[str, float, int, float]]]]:
-    """The autoencoder's NAB standard score with its threshold and cooldown *not* chosen on the files it is
-    scored on, two ways: ``folder`` (leave one NAB folder out: the grid ``CV_VALUES`` × ``CV_COOLDOWNS`` is
-    searched on the other folders and the best setting scores the held-out one) and ``kfold`` (the files,
-    in name order, dealt into ``KFOLD`` folds; each fold scored with the setting best on the others). For
-    each: the score over all files (every file scored with settings from elsewhere) and per held-out group
-    (group, value, cooldown, score).
+Table = dict[str, dict[tuple[float, int], tuple[float, float, float]]]
+"""NAB standard score parts per file and per (threshold, cooldown) setting: file -> setting -> (raw, null,
+perfect), so that groups of files sum their parts and normalise once, as NAB scores a corpus."""
 
-    ``NAB_THRESHOLD`` was picked by looking at the whole corpus (as NAB's published scores pick each
-    detector's threshold), so these are the numbers to expect on series the settings have not seen.
-    """
-    from aeflow.evaluation.thresholds import alarm_points
+
+def nab_scores(tmp: Path) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
+    """Each file's autoencoder scores (relative to history, season, flatline guard; before the threshold)
+    from the NAB run in ``tmp``, with what scoring them needs (label windows, probationary period)."""
     from aeflow.layout import Layout
-    from aeflow.usecases.sensor.detector import AnomalyDetector, flat_runs
+    from aeflow.usecases.sensor.detector import flat_runs
     from aeflow.usecases.sensor.evaluate import load_detectors, row_windows
-    from aeflow.usecases.sensor.nab import (
-        PROFILES,
-        normalised_score,
-        null_score,
-        perfect_score,
-        probationary_length,
-        score_file,
-    )
+    from aeflow.usecases.sensor.nab import PROFILES, null_score, perfect_score, probationary_length
     from aeflow.usecases.sensor.series import sensor_columns
     from aeflow.usecases.sensor.sources import read_series
 
     profile = PROFILES["standard"]
     layout = Layout("sensor", tmp)
     detectors = load_detectors(layout.models)
-    # file -> (value, cooldown) -> (raw, null, perfect)
-    per_file: dict[str, dict[tuple[float, int], tuple[float, float, float]]] = {}
+    out = {}
     for s in read_series(layout.noisy / "series"):
         d = detectors[s.name]
         d.check_columns(sensor_columns(s.frame), s.name)
         values = s.frame[d.sensors].to_numpy(dtype=np.float32)
         windows = row_windows(s, s.frame["label"].to_numpy().astype(bool))
         probation = probationary_length(len(values))
-        errors, runs = d.errors(values), flat_runs(values)
-        null, perfect = null_score(windows, profile, probation), perfect_score(windows, profile, probation)
-        for value in CV_VALUES:
-            det = AnomalyDetector(d.model, {**d.config, "threshold": value})
-            flags = det.flags(det.flatline_boost(det.score_errors(errors), runs))
-            for cooldown in CV_COOLDOWNS:
-                raw, _ = score_file(alarm_points(flags, cooldown), windows, profile, probation)
-                per_file.setdefault(s.name, {})[(value, cooldown)] = (raw, null, perfect)
-    names = sorted(per_file)
+        scores = d.flatline_boost(d.score_errors(d.errors(values)), flat_runs(values))
+        out[s.name] = (
+            scores,
+            {
+                "windows": windows,
+                "probation": probation,
+                "null": null_score(windows, profile, probation),
+                "perfect": perfect_score(windows, profile, probation),
+            },
+        )
+    return out
+
+
+def score_table(
+    scored: dict[str, tuple[np.ndarray, dict[str, Any]]], extra: tuple[tuple[float, int], ...] = ()
+) -> Table:
+    """Every file scored at every setting of the grid ``CV_VALUES`` × ``CV_COOLDOWNS`` and at ``extra``."""
+    from aeflow.evaluation.thresholds import alarm_points
+    from aeflow.usecases.sensor.nab import PROFILES, score_file
+
+    profile = PROFILES["standard"]
+    table: Table = {}
+    settings = {(v, c) for v in CV_VALUES for c in CV_COOLDOWNS} | set(extra)
+    for name, (scores, f) in scored.items():
+        for value, cooldown in sorted(settings):
+            alarms = alarm_points(scores > value, cooldown)
+            raw, _ = score_file(alarms, f["windows"], profile, f["probation"])
+            table.setdefault(name, {})[(value, cooldown)] = (raw, f["null"], f["perfect"])
+    return table
+
+
+def cross_validated(table: Table) -> dict[str, tuple[float, list[tuple[str, float, int, float]]]]:
+    """The corpus score with threshold and cooldown *not* chosen on the files scored, two ways: ``folder``
+    (leave one NAB folder out: the setting best on the other folders scores the held-out one) and
+    ``kfold`` (the files, in name order, dealt into ``KFOLD`` folds; each fold scored with the setting best
+    on the others). For each: the score over all files (every file scored with settings from elsewhere)
+    and per held-out group (group, value, cooldown, score)."""
+    from aeflow.usecases.sensor.nab import normalised_score
+
+    names = sorted(table)
     groupings = {
         "folder": {n: n.split("/")[0] for n in names},
         "kfold": {n: f"fold {i % KFOLD + 1}" for i, n in enumerate(names)},
@@ -170,7 +191,7 @@ def cross_validated_nab(tmp: Path) -> dict[str, tuple[float, list[tuple[str, flo
     grid = [(v, c) for v in CV_VALUES for c in CV_COOLDOWNS]
 
     def summed(files: list[str], setting: tuple[float, int]) -> list[float]:
-        return [sum(per_file[f][setting][i] for f in files) for i in range(3)]
+        return [sum(table[f][setting][i] for f in files) for i in range(3)]
 
     out = {}
     for how, group_of in groupings.items():
@@ -184,6 +205,44 @@ def cross_validated_nab(tmp: Path) -> dict[str, tuple[float, list[tuple[str, flo
             total = [t + a for t, a in zip(total, acc, strict=True)]
             rows.append((held, chosen[0], chosen[1], normalised_score(*acc)))
         out[how] = (normalised_score(*total), rows)
+    return out
+
+
+def cross_validated_nab(tmp: Path) -> dict[str, tuple[float, list[tuple[str, float, int, float]]]]:
+    """The autoencoder's cross-validated NAB standard score (``cross_validated``) for the NAB run in ``tmp``.
+
+    ``NAB_THRESHOLD`` was picked by looking at the whole corpus (as NAB's published scores pick each
+    detector's threshold), so these are the numbers to expect on series the settings have not seen.
+    """
+    return cross_validated(score_table(nab_scores(tmp)))
+
+
+def seed_ensembles(
+    scored: dict[int, dict[str, tuple[np.ndarray, dict[str, Any]]]], size: int, fixed: tuple[float, int]
+) -> list[dict[str, float]]:
+    """NAB scores of detectors that average the scores of ``size`` independently trained models (one per
+    seed, each relative to its own history), for every ``size``-combination of the seeds in ``scored``
+    (``nab_scores`` by seed): ``fixed`` (at ``fixed``, the run's threshold value and cooldown), ``folder``
+    and ``kfold`` (``cross_validated``).
+
+    Why: each file's detector learns from a few hundred readings, so whether an anomaly window's score
+    clears the threshold depends on the initial weights (a second window after a large first anomaly, say);
+    the mean of several models' scores is steadier. Measured on the stored runs, with no extra training.
+    """
+    import itertools
+
+    from aeflow.usecases.sensor.nab import normalised_score
+
+    out = []
+    for combo in itertools.combinations(sorted(scored), size):
+        first = scored[combo[0]]
+        mean = {
+            name: (np.mean([scored[s][name][0] for s in combo], axis=0), f) for name, (_, f) in first.items()
+        }
+        table = score_table(mean, (fixed,))
+        parts = [sum(per[fixed][i] for per in table.values()) for i in range(3)]
+        cv = cross_validated(table)
+        out.append({"fixed": normalised_score(*parts), "folder": cv["folder"][0], "kfold": cv["kfold"][0]})
     return out
 
 
@@ -423,6 +482,25 @@ def main() -> int:
                 )
             raw = [r["autoencoder"] for r in runs.values()]
             print(f"seed spread of the (not cross-validated) score: {max(raw) - min(raw):.1f} points")
+            fixed = (float(nab_threshold["value"]), int(nab_threshold["cooldown"]))
+            scored = {seed: nab_scores(tmp / f"nab-{seed}") for seed in seeds} if len(seeds) > 1 else {}
+            for size in range(2, min(3, len(seeds)) + 1):
+                found = seed_ensembles(scored, size, fixed)
+                print(
+                    f"detectors averaging the scores of {size} of these seeds' models "
+                    f"({len(found)} combinations; mean, min–max, spread):"
+                )
+                labels = {
+                    "fixed": f"at {fixed[0]:g} σ, cooldown {fixed[1]}",
+                    "folder": ways["cross_validated"],
+                    "kfold": ways["cross_validated_kfold"],
+                }
+                for key, label in labels.items():
+                    v = [r[key] for r in found]
+                    spread = max(v) - min(v)
+                    print(
+                        f"  {label:<26} {np.mean(v):5.1f}  {min(v):5.1f}–{max(v):5.1f}  spread {spread:4.1f}"
+                    )
     return 0
 
 
