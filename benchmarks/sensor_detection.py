@@ -182,7 +182,11 @@ def cross_validated(table: Table) -> dict[str, tuple[float, list[tuple[str, floa
     (leave one NAB folder out: the setting best on the other folders scores the held-out one) and
     ``kfold`` (the files, in name order, dealt into ``KFOLD`` folds; each fold scored with the setting best
     on the others). For each: the score over all files (every file scored with settings from elsewhere)
-    and per held-out group (group, value, cooldown, score)."""
+    and per held-out group (group, value, cooldown, score).
+
+    ``NAB_THRESHOLD`` was picked by looking at the whole corpus (as NAB's published scores pick each
+    detector's threshold), so these are the numbers to expect on series the settings have not seen.
+    """
     from aeflow.usecases.sensor.nab import normalised_score
 
     names = sorted(table)
@@ -208,15 +212,6 @@ def cross_validated(table: Table) -> dict[str, tuple[float, list[tuple[str, floa
             rows.append((held, chosen[0], chosen[1], normalised_score(*acc)))
         out[how] = (normalised_score(*total), rows)
     return out
-
-
-def cross_validated_nab(tmp: Path) -> dict[str, tuple[float, list[tuple[str, float, int, float]]]]:
-    """The autoencoder's cross-validated NAB standard score (``cross_validated``) for the NAB run in ``tmp``.
-
-    ``NAB_THRESHOLD`` was picked by looking at the whole corpus (as NAB's published scores pick each
-    detector's threshold), so these are the numbers to expect on series the settings have not seen.
-    """
-    return cross_validated(score_table(nab_scores(tmp)))
 
 
 def seed_ensembles(
@@ -309,9 +304,10 @@ def serve_latency(tmp: Path, n: int = 200) -> tuple[float, float]:
 
 def nab_run(
     base: dict, nab_threshold: dict, seed: int, tmp: Path, first: bool, nab: Path
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict[str, tuple[np.ndarray, dict[str, Any]]]]:
     """One NAB run (every file under ``nab``/data, every method) with ``seed``; prints its tables and
-    returns the corpus standard scores per method and the autoencoder's cross-validated score."""
+    returns the corpus standard scores per method and the autoencoder's cross-validated score, and the
+    autoencoder's scores per file (``nab_scores``, for ``seed_ensembles``)."""
     data = json.loads(json.dumps(base))
     data["seed"] = seed
     data["sensor"]["ingest"].update(
@@ -351,7 +347,8 @@ def nab_run(
             "NAB's published standard scores on the same files (threshold optimised on the corpus): "
             + ", ".join(f"{d} {published[d]['corpus']:.1f}" for d in PUBLISHED)
         )
-    cv = cross_validated_nab(tmp)
+    scored = nab_scores(tmp)
+    cv = cross_validated(score_table(scored))
     labels = {"folder": "the other folders", "kfold": f"the other folds (files dealt into {KFOLD})"}
     for how, label in labels.items():
         score, groups = cv[how]
@@ -364,7 +361,7 @@ def nab_run(
     out = {m: float(res["summary"][m]["nab_standard"]) for m in METHODS if m in res["summary"]}
     out["cross_validated"] = cv["folder"][0]
     out["cross_validated_kfold"] = cv["kfold"][0]
-    return out
+    return out, scored
 
 
 def main() -> int:
@@ -450,12 +447,14 @@ def main() -> int:
 
         if not args.skip_nab:
             seeds = args.nab_seeds or [int(base["seed"])]
-            runs = {
+            done = {
                 seed: nab_run(
                     base, nab_threshold, seed, tmp / f"nab-{seed}", seed == seeds[0], args.nab_dir.resolve()
                 )
                 for seed in seeds
             }
+            runs = {seed: found for seed, (found, _) in done.items()}
+            scored = {seed: per_file for seed, (_, per_file) in done.items()}
             ae = float(np.mean([r["autoencoder"] for r in runs.values()]))
             best_baseline = max(
                 float(np.mean([r[m] for r in runs.values()])) for m in METHODS[1:] if m in runs[seeds[0]]
@@ -485,20 +484,19 @@ def main() -> int:
             raw = [r["autoencoder"] for r in runs.values()]
             print(f"seed spread of the (not cross-validated) score: {max(raw) - min(raw):.1f} points")
             fixed = (float(nab_threshold["value"]), int(nab_threshold["cooldown"]))
-            scored = {seed: nab_scores(tmp / f"nab-{seed}") for seed in seeds} if len(seeds) > 1 else {}
+            labels = {
+                "fixed": f"at {fixed[0]:g} σ, cooldown {fixed[1]}",
+                "folder": ways["cross_validated"],
+                "kfold": ways["cross_validated_kfold"],
+            }
             for size in range(2, min(3, len(seeds)) + 1):
-                found = seed_ensembles(scored, size, fixed)
+                combos = seed_ensembles(scored, size, fixed)
                 print(
                     f"detectors averaging the scores of {size} of these seeds' models "
-                    f"({len(found)} combinations; mean, min–max, spread):"
+                    f"({len(combos)} combinations; mean, min–max, spread):"
                 )
-                labels = {
-                    "fixed": f"at {fixed[0]:g} σ, cooldown {fixed[1]}",
-                    "folder": ways["cross_validated"],
-                    "kfold": ways["cross_validated_kfold"],
-                }
                 for key, label in labels.items():
-                    v = [r[key] for r in found]
+                    v = [r[key] for r in combos]
                     spread = max(v) - min(v)
                     print(
                         f"  {label:<26} {np.mean(v):5.1f}  {min(v):5.1f}–{max(v):5.1f}  spread {spread:4.1f}"
