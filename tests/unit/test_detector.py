@@ -152,7 +152,7 @@ def test_a_short_request_is_scored_against_the_reference_level(detector):
     model, so the served model answers on the same scale as a long series."""
     d = _with_history(detector)
     values = _series(400, seed=6)
-    mu, sd = d.history_ref  # type: ignore[misc]
+    ((mu, sd),) = d.history_refs  # a single model: one member
     one = d.score(values[:1])
     np.testing.assert_allclose(one, (d.errors(values[:1]) - mu) / sd)  # smoothing over 1 row = the row
     normal = d.score(values)
@@ -362,3 +362,41 @@ def test_attribution_counts_flagged_fault_readings_and_pools_by_reading():
     assert p["pooled_far_pct"] == pytest.approx(100 * 12 / 980, abs=1e-4)
     assert p["pooled_mar_pct"] == pytest.approx(100 * 12 / 20)
     assert p["pooled_event_recall"] == pytest.approx(2 / 5) and p["pooled_readings"] == 1000
+
+
+def test_an_ensemble_scores_the_mean_of_its_members_each_on_its_own_scale(detector):
+    """A detector of three members scores each member relative to its own past (its own ``history_ref``)
+    and averages: exactly the mean of three one-member detectors' scores; online scoring agrees, and a
+    fault is still flagged and named."""
+    from aeflow.evaluation.thresholds import history_stats
+    from aeflow.models.ensemble import AutoencoderEnsemble
+
+    torch.manual_seed(1)
+    section = {**dict(detector.model.hparams["config"]), "members": 3}
+    model = build_model(section, [3, 16], output="identity").eval()
+    assert isinstance(model, AutoencoderEnsemble)
+    base = {**detector.config, "history": 60, "cooldown": 10, "threshold": 4.0}
+    normal = _series(300, seed=5)
+    refs = [
+        list(history_stats(AnomalyDetector(m, base | {"history": 0}).errors(normal)[100:]))
+        for m in model.members
+    ]
+    assert len({tuple(r) for r in refs}) == 3  # the members differ
+    d = AnomalyDetector(model, {**base, "history_ref": refs})
+    values = _series(400, seed=7)
+    values[250:260, 1] += 4.0  # a level shift of sensor b
+    alone = [
+        AnomalyDetector(m, {**base, "history_ref": r}).score(values)
+        for m, r in zip(model.members, refs, strict=True)
+    ]
+    scores = d.score(values)
+    np.testing.assert_allclose(scores, np.mean(alone, axis=0), rtol=1e-6, atol=1e-6)
+    scorer = StreamScorer(d)
+    online = np.array([scorer.push(row)[0] for row in values])
+    np.testing.assert_allclose(online, scores, rtol=1e-5, atol=1e-5)
+    assert d.flags(scores)[250:262].any() and not d.flags(scores)[100:240].any()
+    score, shares = d.score_and_shares(values)
+    flagged = np.flatnonzero(d.flags(score)[250:262]) + 250
+    assert (shares[flagged].argmax(axis=1) == 1).all()  # sensor b named
+    with pytest.raises(DataError, match="2 history_ref pairs for a model of 3 members"):
+        AnomalyDetector(model, {**base, "history_ref": refs[:2]})

@@ -140,3 +140,61 @@ def test_temporal_conv_latent_rule_and_refusals():
             build_model({**_TEMPORAL, "variant": variant, "loss": "mse"}, [1, 9, 20])
     with pytest.raises(ParamsError, match=r"needs \(…, T\) sequences"):
         build_model(_TEMPORAL, [20])
+
+
+def test_an_ensemble_trains_each_member_as_if_alone_and_saves_as_one_model(tmp_path):
+    """``members: 3`` builds three autoencoders of the variant, the first with the weights a single model
+    gets from the same seed; one optimiser step on the summed loss moves each member exactly as a step on
+    its own loss would; a saved ensemble loads as one (same answers) and reads as the members' mean."""
+    import copy
+
+    from aeflow.models.ensemble import AutoencoderEnsemble, member_outputs
+
+    section = {
+        "variant": "sparse",
+        "architecture": "mlp",
+        "hidden_dims": [16],
+        "latent_dim": 4,
+        "loss": "mse",
+    }
+    torch.manual_seed(3)
+    single = build_model(section, [1, 6, 6], output="identity")
+    torch.manual_seed(3)
+    model = build_model({**section, "members": 3}, [1, 6, 6], output="identity")
+    assert isinstance(model, AutoencoderEnsemble) and len(model.members) == 3
+    assert model.variant_name == "sparse" and model.latent_dim == 12
+    first = next(single.parameters())
+    assert torch.equal(next(model.members[0].parameters()), first)
+    assert not torch.equal(next(model.members[1].parameters()), first)
+
+    x = torch.randn(8, 1, 6, 6)
+    alone = [copy.deepcopy(m) for m in model.members]
+    loss, logs = model.model_step((x, x))
+    loss.backward()
+    for m, a in zip(model.members, alone, strict=True):
+        a.model_step((x, x))[0].backward()
+        for p, q in zip(m.parameters(), a.parameters(), strict=True):
+            torch.testing.assert_close(p.grad, q.grad)
+    each = [float(a.model_step((x, x))[0].detach()) for a in alone]
+    assert float(loss) == pytest.approx(sum(each), rel=1e-5)  # optimised: the sum ...
+    assert float(logs["loss"]) == pytest.approx(np.mean(each), rel=1e-5)  # ... logged: one model's scale
+
+    model.eval()
+    outs = member_outputs(model, x)
+    assert outs.shape == (3, 8, 1, 6, 6)
+    torch.testing.assert_close(model(x), outs.mean(dim=0))
+    torch.testing.assert_close(model.decode(model.encode(x)), model(x))
+    assert member_outputs(single.eval(), x).shape == (1, 8, 1, 6, 6)
+    save_model(model, str(tmp_path / "m.pt"))
+    loaded = load_model(str(tmp_path / "m.pt"))
+    assert isinstance(loaded, AutoencoderEnsemble) and len(loaded.members) == 3
+    assert torch.equal(loaded(x), model(x))
+
+
+def test_an_ensemble_of_generative_models_is_refused():
+    with pytest.raises(ParamsError) as exc:
+        build_model({"variant": "vae", "members": 2, "latent_dim": 3}, [1, 28, 28], where="mnist.model")
+    msg = str(exc.value)
+    assert "'mnist.model.members' = 2" in msg and "no single one to sample" in msg and "members: 1" in msg
+    with pytest.raises(ParamsError, match="members"):
+        build_model({"members": 0}, [1, 28, 28])

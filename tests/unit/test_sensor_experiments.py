@@ -4,6 +4,7 @@ its own first rows, and scored per file and pooled over every scored reading."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,9 @@ def rig(folder: Path) -> list[int]:
     return lengths
 
 
-def test_a_folder_of_runs_is_scored_per_file_and_pooled(tmp_path: Path) -> None:
-    lengths = rig(tmp_path / "rig")
+def rig_params(tmp_path: Path) -> dict:
+    """params.yaml pointed at the rig's folder by params alone (its own labels, no injected faults), a
+    quick training, one baseline and a tracking store in ``tmp_path``."""
     data = yaml.safe_load((ROOT / "params.yaml").read_text())
     data["sensor"]["ingest"].update(
         source="csv",
@@ -46,11 +48,17 @@ def test_a_folder_of_runs_is_scored_per_file_and_pooled(tmp_path: Path) -> None:
         train_rows=TRAIN_ROWS,
     )
     data["sensor"]["anomalies"]["inject"] = "never"  # the files' own labels
-    data["sensor"]["train"]["epochs"] = 2
+    data["sensor"]["train"].update(epochs=2, progress_bar=False)
     data["sensor"]["evaluate"]["baselines"] = ["rolling_zscore"]
     data["tracking"].update(
         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_location=str(tmp_path / "art")
     )
+    return data
+
+
+def test_a_folder_of_runs_is_scored_per_file_and_pooled(tmp_path: Path) -> None:
+    lengths = rig(tmp_path / "rig")
+    data = rig_params(tmp_path)
     report = run_use_case(parse_params(data), "sensor", tmp_path / "project")["evaluate"]
 
     assert list(report["series"]) == ["run-0.csv", "run-1.csv"]
@@ -71,3 +79,49 @@ def test_a_folder_of_runs_is_scored_per_file_and_pooled(tmp_path: Path) -> None:
     assert np.isfinite(pooled["nab_standard"])
     series = pd.read_csv(tmp_path / "project" / "data" / "raw" / "sensor" / "run-1.csv")
     assert len(series) == 540
+
+
+def test_a_detector_of_several_models_trains_scores_and_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sensor.model.members: 2`` trains two models per file through the same stages; each keeps its own
+    normal error level, the registered pyfunc answers with the members' mean score, and the fault is
+    found and named."""
+    import mlflow
+
+    from aeflow.models.ensemble import AutoencoderEnsemble
+    from aeflow.models.registry import load_model
+    from aeflow.usecases.sensor.detector import AnomalyDetector
+
+    rig(tmp_path / "rig")
+    data = rig_params(tmp_path)
+    data["sensor"]["model"]["members"] = 2
+    data["sensor"]["train"]["epochs"] = 3
+    data["sensor"]["threshold"].update(history=100, smoothing=3, method="fixed", value=4.0, cooldown=30)
+    uri = data["tracking"]["tracking_uri"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # MLflow keeps the last set URI in the environment
+    report = run_use_case(parse_params(data), "sensor", tmp_path / "project")["evaluate"]
+
+    model = load_model(str(tmp_path / "project" / "models" / "sensor" / "run-0" / "model.pt"))
+    assert isinstance(model, AutoencoderEnsemble) and len(model.members) == 2
+    refs = model.data_config["history_ref"]
+    assert len(refs) == 2 and refs[0] != refs[1]  # each member's own normal level
+    frame = pd.read_csv(tmp_path / "project" / "data" / "interim" / "sensor" / "series" / "run-0.csv")
+    d = AnomalyDetector.from_model(model)
+    values = frame[d.sensors].to_numpy(np.float32)
+    alone = [
+        AnomalyDetector(m, {**d.config, "history_ref": r}).score(values)
+        for m, r in zip(model.members, refs, strict=True)
+    ]
+    np.testing.assert_allclose(d.score(values), np.mean(alone, axis=0), rtol=1e-5, atol=1e-5)
+
+    mlflow.set_tracking_uri(uri)
+    pyfunc = mlflow.pyfunc.load_model(
+        json.loads((tmp_path / "project/models/sensor/run.json").read_text())["series"][0]["model_uri"]
+    )
+    answer = pyfunc.predict(frame[d.sensors])
+    np.testing.assert_allclose(answer["score"], d.score(values), rtol=1e-5, atol=1e-5)
+    fault = answer.iloc[420:471]
+    assert fault["flag"].any() and not answer["flag"].iloc[TRAIN_ROWS:410].any()
+    assert (fault.loc[fault["flag"], "top_sensor"] == "pressure").mean() >= 0.9
+    assert report["series"]["run-0.csv"]["autoencoder"]["events_detected"] == 1

@@ -77,6 +77,9 @@ class BaseAutoencoder(pl.LightningModule):
     needs_flat_code: ClassVar[bool] = False
     #: Whether training needs (noisy input, clean target) pairs from the noise stage.
     needs_noisy_pairs: ClassVar[bool] = False
+    #: Whether the variant generates new examples from a prior (``sample``), which an ensemble of several
+    #: such models, each with its own latent space, does not have.
+    generative: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -30,6 +30,9 @@ class AEConfig(Strict):
     ``hidden_dims[0]`` wide, ``blocks_per_stage`` deep);
     ``channels``/``blocks_per_stage``/``batch_norm`` shape the convolutional ones, ``hidden_dims`` the fully
     connected layers (the whole MLP, or the layers between the convolutional features and the code).
+    ``members`` > 1 trains that many such autoencoders side by side, each from its own initial weights
+    (:class:`~aeflow.models.ensemble.AutoencoderEnsemble`): steadier scores from models fitted on little
+    data, at ``members`` times the training and inference work.
     """
 
     variant: str = "vanilla"
@@ -40,6 +43,7 @@ class AEConfig(Strict):
     blocks_per_stage: Annotated[int, Field(ge=0, le=4)] = 1
     batch_norm: bool = True
     loss: Literal["bce", "mse"] = "bce"
+    members: PositiveInt = 1
 
     def code_input_size(self, input_shape: list[int]) -> int:
         """How many input values one code vector describes: all of them, or one time step's

@@ -110,19 +110,35 @@ def build_model(
             f"Fix: choose latent_dim < {size} (or 'auto'), or a variant that allows overcomplete codes "
             "(e.g. sparse)."
         )
+    if cfg.members > 1 and cls.generative:
+        raise ParamsError(
+            f"{file}: '{where}.members' = {cfg.members}, but the {cls.variant_name} autoencoder generates "
+            "examples from its own latent space, and an ensemble of several has no single one to sample. "
+            "Fix: set members: 1 for this variant."
+        )
     try:
-        return cls(config=cfg, input_shape=list(input_shape), optim=optim, output=output)
+        return construct(cfg, list(input_shape), optim, output)
     except ValueError as exc:  # a setting that does not fit this data (e.g. a conv1d model for images)
         raise ParamsError(
             f"{file}: '{where}' does not fit inputs of shape {list(input_shape)}: {exc}."
         ) from None
 
 
+def construct(cfg: AEConfig, input_shape: list[int], optim: dict[str, Any] | None, output: str) -> Any:
+    """The model a validated ``model`` section describes: its variant, or an ensemble of ``members``."""
+    cls = get_variant(cfg.variant)
+    if cfg.members > 1:
+        from aeflow.models.ensemble import AutoencoderEnsemble
+
+        return AutoencoderEnsemble(cls, cfg, input_shape, optim, output)
+    return cls(config=cfg, input_shape=input_shape, optim=optim, output=output)
+
+
 def load_model(path: str, map_location: str = "cpu") -> BaseAutoencoder:
     """Rebuild a model saved by :func:`save_model` without unpickling code (``weights_only=True``)."""
     blob = torch.load(path, map_location=map_location, weights_only=True)
     hp = blob["hyper_parameters"]
-    model = get_variant(hp["config"]["variant"])(**hp)
+    model = construct(variant_config(hp["config"]), hp["input_shape"], hp["optim"], hp["output"])
     model.load_state_dict(blob["state_dict"])
     if blob.get("data_config") is not None:
         model.data_config = blob["data_config"]

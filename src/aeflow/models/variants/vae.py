@@ -32,6 +32,7 @@ class VariationalAutoencoder(BaseAutoencoder):
     cfg: VAEConfig
     undercomplete = True
     needs_flat_code = True
+    generative = True
 
     def encoder_out_features(self) -> int:
         if self.output == "identity" and self.cfg.likelihood != "gaussian":

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from aeflow.errors import DataError
+from aeflow.models.ensemble import member_outputs, members_of
 from aeflow.usecases.sensor.windows import Scaler, fill_missing, make_windows, pad_front
 
 
@@ -31,6 +32,11 @@ class AnomalyDetector:
     :func:`~aeflow.evaluation.thresholds.seasonal_excess`). A row is flagged when its score exceeds
     ``threshold``; a flagged row raises an alarm unless one was raised within the last
     ``cooldown`` rows. Every step only looks back, so batch and online scoring agree (to round-off).
+
+    A model of several members (``model.members`` > 1, :mod:`aeflow.models.ensemble`) is scored member by
+    member up to the history step (each relative to its own past, ``history_ref`` then holds one (μ, σ) per
+    member) and the members' scores are averaged: how far a reading stands out is judged on each member's
+    own scale, so a member with larger errors overall does not outvote the others.
     """
 
     def __init__(self, model: Any, config: dict[str, Any]) -> None:
@@ -40,9 +46,17 @@ class AnomalyDetector:
         self.score_steps = int(config.get("score_steps", 1))
         self.smoothing = int(config.get("smoothing", 1))
         self.history = int(config.get("history") or 0)
+        self.n_members = len(members_of(model))
         ref = config.get("history_ref")
-        self.history_ref = (float(ref[0]), float(ref[1])) if ref is not None else None
-        if self.history and self.history_ref is None:
+        refs = ref if ref is not None and isinstance(ref[0], list | tuple) else [ref] * self.n_members
+        if len(refs) != self.n_members:
+            raise DataError(
+                f"the detector's settings hold {len(refs)} history_ref pairs for a model of {self.n_members} "
+                "members; the model file is inconsistent. Fix: retrain it (dvc repro train@sensor)."
+            )
+        #: each member's normal error level (μ, σ), or None without ``history``
+        self.history_refs = [(float(r[0]), float(r[1])) if r is not None else None for r in refs]
+        if self.history and any(r is None for r in self.history_refs):
             raise DataError(
                 "the detector's settings have history > 0 but no history_ref (the normal error level); "
                 "the model file is incomplete. Fix: retrain it (dvc repro train@sensor)."
@@ -69,16 +83,22 @@ class AnomalyDetector:
         return cls(model, cfg)
 
     # ------------------------------------------------------------------------------------------ batch
-    def window_errors(self, windows: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Per-sensor error of the newest ``score_steps`` readings of each window: (W, sensors)."""
-        out = np.empty((len(windows), len(self.sensors)), dtype=np.float32)
+    def member_errors(self, windows: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Per-sensor error of the newest ``score_steps`` readings of each window, by member:
+        (members, W, sensors)."""
+        out = np.empty((self.n_members, len(windows), len(self.sensors)), dtype=np.float32)
         k = self.score_steps
         with torch.inference_mode():
             for i in range(0, len(windows), batch_size):
                 x = torch.from_numpy(windows[i : i + batch_size])
-                err = (self.model(x)[..., -k:] - x[..., -k:]) ** 2
-                out[i : i + len(x)] = err.mean(dim=-1).numpy()
+                err = (member_outputs(self.model, x)[..., -k:] - x[..., -k:]) ** 2
+                out[:, i : i + len(x)] = err.mean(dim=-1).numpy()
         return out
+
+    def window_errors(self, windows: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Per-sensor error of the newest ``score_steps`` readings of each window, the members' mean:
+        (W, sensors)."""
+        return self.member_errors(windows, batch_size).mean(axis=0)
 
     def windows_of(self, values: np.ndarray) -> np.ndarray:
         """The window ending at every row, scaled (rows × sensors × length); early rows' windows are
@@ -94,17 +114,19 @@ class AnomalyDetector:
         """For each window and sensor, how much of the window's error goes away when that sensor's readings
         are replaced by the model's reconstruction of them, all else kept (windows × sensors)."""
         k, n = self.score_steps, len(self.sensors)
-        out = np.empty((len(windows), n), dtype=np.float64)
+        members = members_of(self.model)
+        out = np.zeros((len(windows), n), dtype=np.float64)
         with torch.inference_mode():
             for i in range(0, len(windows), batch_size):
                 x = torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size]))
-                recon = self.model(x)
-                base = ((recon[..., -k:] - x[..., -k:]) ** 2).mean(dim=(-1, -2))
-                for j in range(n):
-                    repaired = x.clone()
-                    repaired[:, j, :] = recon[:, j, :]
-                    err = ((self.model(repaired)[..., -k:] - repaired[..., -k:]) ** 2).mean(dim=(-1, -2))
-                    out[i : i + len(x), j] = (base - err).double().numpy()
+                for member in members:  # each member repairs with its own reconstruction; drops averaged
+                    recon = member(x)
+                    base = ((recon[..., -k:] - x[..., -k:]) ** 2).mean(dim=(-1, -2))
+                    for j in range(n):
+                        repaired = x.clone()
+                        repaired[:, j, :] = recon[:, j, :]
+                        err = ((member(repaired)[..., -k:] - repaired[..., -k:]) ** 2).mean(dim=(-1, -2))
+                        out[i : i + len(x), j] += (base - err).double().numpy() / len(members)
         return out
 
     def errors(self, values: np.ndarray) -> np.ndarray:
@@ -119,10 +141,10 @@ class AnomalyDetector:
         """Scores, windows, per-sensor errors and repeat runs of every row."""
         x = np.asarray(values, dtype=np.float32)
         windows = self.windows_of(x)
-        per = self.window_errors(windows)
+        by_member = self.member_errors(windows)
         runs = flat_runs(x)
-        score = self.flatline_boost(self.score_errors(per.mean(axis=1, dtype=np.float64)), runs)
-        return score, windows, per, runs
+        score = self.flatline_boost(self.score_members(by_member.mean(axis=2, dtype=np.float64)), runs)
+        return score, windows, by_member.mean(axis=0), runs
 
     def score_and_shares(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every row's score and each sensor's share of it (rows × sensors, each row summing to 1): the
@@ -181,17 +203,28 @@ class AnomalyDetector:
         ``reference`` replaces ``history_ref`` (the normal level while the past is short), so that other
         raw scores, e.g. a baseline's, go through exactly this rule on their own scale.
         """
-        from aeflow.evaluation.thresholds import relative_to_history, seasonal_excess, smooth
+        return self._seasonal(
+            self._relative(errors, reference if reference is not None else self.history_refs[0])
+        )
+
+    def score_members(self, errors: np.ndarray) -> np.ndarray:
+        """Scores from each member's raw errors (members × rows): the mean of the members' smoothed,
+        history-relative errors (each on its own ``history_ref``), then the seasonal step."""
+        relative = [self._relative(e, ref) for e, ref in zip(errors, self.history_refs, strict=True)]
+        return self._seasonal(np.mean(relative, axis=0))
+
+    def _relative(self, errors: np.ndarray, reference: tuple[float, float] | None) -> np.ndarray:
+        from aeflow.evaluation.thresholds import relative_to_history, smooth
 
         if self.history:
-            ref = reference if reference is not None else self.history_ref
-            assert ref is not None  # history_ref checked in __init__
-            scores = relative_to_history(errors, self.smoothing, self.history, ref)
-        else:
-            scores = smooth(errors, self.smoothing)
-        if self.season:
-            scores = seasonal_excess(scores, self.season, self.season_tolerance)
-        return scores
+            assert reference is not None  # history_ref checked in __init__
+            return relative_to_history(errors, self.smoothing, self.history, reference)
+        return smooth(errors, self.smoothing)
+
+    def _seasonal(self, scores: np.ndarray) -> np.ndarray:
+        from aeflow.evaluation.thresholds import seasonal_excess
+
+        return seasonal_excess(scores, self.season, self.season_tolerance) if self.season else scores
 
     def alarms(self, flags: np.ndarray) -> np.ndarray:
         """Rows that raise an alarm: flagged, and no alarm within the previous ``cooldown`` rows."""
@@ -317,7 +350,7 @@ class StreamScorer:
     def __init__(self, detector: AnomalyDetector) -> None:
         self.d = detector
         self.window: deque[np.ndarray] = deque(maxlen=detector.length)
-        self.recent: deque[float] = deque(maxlen=detector.smoothing + detector.history)
+        self.recent: deque[np.ndarray] = deque(maxlen=detector.smoothing + detector.history)  # by member
         self.recent_sensors: deque[np.ndarray] = deque(maxlen=detector.smoothing)
         #: each sensor's share of the last pushed row's score (as :meth:`AnomalyDetector.score_and_shares`)
         self.shares = np.full(len(detector.sensors), 1.0 / len(detector.sensors))
@@ -345,9 +378,9 @@ class StreamScorer:
             self.window.extend([scaled] * (self.d.length - 1))
         self.window.append(scaled)
         win = np.stack(self.window, axis=1)[None]  # (1, C, L)
-        per = self.d.window_errors(win)[0]
-        err = float(per.mean(dtype=np.float64))
-        self.recent.append(err)
+        by_member = self.d.member_errors(win)[:, 0]  # (members, sensors)
+        per = by_member.mean(axis=0)
+        self.recent.append(by_member.mean(axis=1, dtype=np.float64))
         self.recent_sensors.append(per.astype(np.float64) / self.d.error_scale)
         smoothed = np.mean(np.stack(self.recent_sensors), axis=0)  # as smooth(): the kept rows' mean
         stuck = self.d.stuck(self.runs[None])
@@ -367,18 +400,17 @@ class StreamScorer:
         """The newest row's score from the kept errors (as :meth:`AnomalyDetector.score_errors`)."""
         from aeflow.evaluation.thresholds import MIN_HISTORY, MIN_STD
 
-        recent = np.fromiter(self.recent, dtype=np.float64)
+        recent = np.stack(self.recent)  # (rows, members)
         s = self.d.smoothing
-        smoothed = float(recent[-s:].mean())
+        smoothed = recent[-s:].mean(axis=0)
         if not self.d.history:
-            return smoothed
+            return float(smoothed.mean())
         past = recent[:-s]
         if len(past) >= MIN_HISTORY:
-            mu, sd = float(past.mean()), float(past.std(ddof=1))
+            mu, sd = past.mean(axis=0), past.std(axis=0, ddof=1)
         else:
-            assert self.d.history_ref is not None
-            mu, sd = self.d.history_ref
-        return (smoothed - mu) / max(sd, MIN_STD)
+            mu, sd = np.asarray(self.d.history_refs, dtype=np.float64).T
+        return float(np.mean((smoothed - mu) / np.maximum(sd, MIN_STD)))
 
     def _seasonal(self, score: float) -> float:
         """The score above the highest one a season earlier (as :func:`seasonal_excess`), then kept."""

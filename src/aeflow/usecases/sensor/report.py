@@ -47,8 +47,15 @@ def section(params: Params, inputs: ReportInputs) -> str:
     summary = metrics["summary"]
     keys = [k for k in SENSOR_METRICS if any(v.get(k) is not None for v in summary.values())]
     first = run["series"][0]
+    members = int(first.get("members", 1))
+    what = (
+        f"An ensemble of {members} {h.esc(first['variant'])} {h.esc(first['architecture'])} autoencoders "
+        "(each from its own initial weights, their scores averaged)"
+        if members > 1
+        else f"A {h.esc(first['variant'])} {h.esc(first['architecture'])} autoencoder"
+    )
     parts = [
-        f"<p>A {h.esc(first['variant'])} {h.esc(first['architecture'])} autoencoder over "
+        f"<p>{what} over "
         f"windows of {first['window_length']} readings, trained on the normal training segment only, "
         "flags a reading when its reconstruction error exceeds a threshold set on normal validation data. "
         f"Series: {h.esc(', '.join(metrics['series']))}; injected faults: "

@@ -65,10 +65,12 @@ def _job(params: Params, s: Any) -> TrainingJob:
         # scored with the readings before it as context, as it will be in use.
         ref = slice(v0, v1) if v1 - v0 >= w.length else slice(t0, t1)
         plain = AnomalyDetector(model, {**model.data_config, "history": 0})
-        normal = plain.per_sensor(values[: ref.stop])[ref]  # per-sensor errors of normal readings
-        model.data_config["sensor_error_scale"] = sensor_error_scale(normal)  # the unit of each share
+        # per-sensor errors of normal readings, by member (one for a single model)
+        by_member = plain.member_errors(plain.windows_of(values[: ref.stop]))[:, ref]
+        model.data_config["sensor_error_scale"] = sensor_error_scale(by_member.mean(axis=0))  # a share's unit
         if cfg.threshold.history:
-            model.data_config["history_ref"] = list(history_stats(normal.mean(axis=1, dtype=np.float64)))
+            refs = [list(history_stats(m.mean(axis=1, dtype=np.float64))) for m in by_member]
+            model.data_config["history_ref"] = refs if len(refs) > 1 else refs[0]
         detector = AnomalyDetector.from_model(model)
         threshold, details = choose_threshold(detector.score(values[: ref.stop])[ref], cfg.threshold)
         model.data_config["threshold"] = float(threshold)
@@ -79,6 +81,7 @@ def _job(params: Params, s: Any) -> TrainingJob:
             "train_windows": len(train_x),
             # what the report says about the detector (it reads files, not params)
             "architecture": cfg.model.architecture,
+            "members": cfg.model.members,
             "window_length": w.length,
             "cooldown": cfg.threshold.cooldown,
         }
@@ -87,9 +90,10 @@ def _job(params: Params, s: Any) -> TrainingJob:
     def describe(model: Any, result: Any) -> str:
         c = model.data_config
         explanation = c["threshold_details"].get("explanation", cfg.threshold.method)
+        several = f" ({cfg.model.members} models, scores averaged)" if cfg.model.members > 1 else ""
         return (
-            f"{model.variant_name} {cfg.model.architecture} detector for {s.name}: windows of {w.length}, "
-            f"threshold {c['threshold']:.4g} ({explanation})."
+            f"{model.variant_name} {cfg.model.architecture} detector{several} for {s.name}: "
+            f"windows of {w.length}, threshold {c['threshold']:.4g} ({explanation})."
         )
 
     return TrainingJob(
