@@ -198,3 +198,14 @@ def test_an_ensemble_of_generative_models_is_refused():
     assert "'mnist.model.members' = 2" in msg and "no single one to sample" in msg and "members: 1" in msg
     with pytest.raises(ParamsError, match="members"):
         build_model({"members": 0}, [1, 28, 28])
+
+
+def test_the_variant_comparison_and_the_sweep_compare_single_models():
+    """``with_overrides`` (the variant comparison's and the latent sweep's sections) keeps the model's common
+    fields but not ``members``: a VAE compared beside an ensemble's variant is one model, not refused."""
+    from aeflow.models.configs import model_section, with_overrides
+
+    ensemble = model_section({"variant": "vanilla", "architecture": "mlp", "hidden_dims": [16], "members": 3})
+    vae = with_overrides(ensemble, "vae", {"latent_dim": 4})
+    assert vae.members == 1 and vae.hidden_dims == [16] and vae.architecture == "mlp"
+    assert build_model(vae, [1, 28, 28]).latent_dim == 4

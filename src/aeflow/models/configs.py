@@ -138,9 +138,14 @@ def model_section(data: AEConfig | dict[str, Any]) -> AEConfig:
 
 def with_overrides(model: AEConfig, variant: str, overrides: dict[str, Any]) -> AEConfig:
     """The ``model`` section for ``variant``: the common fields of ``model`` with ``overrides`` on top (the
-    variant comparison's ``options``: a sparse code may be overcomplete while the others are not)."""
+    variant comparison's ``options``: a sparse code may be overcomplete while the others are not).
+
+    ``members`` is not carried over: the variant comparison and the latent sweep compare single models
+    (variants, code sizes), and a VAE has no ensemble."""
     common = {  # reads only the fields it keeps (ReadLog: a stage depends on what it reads)
-        k: getattr(model, k) for k in AEConfig.model_fields if k != "variant" and k not in overrides
+        k: getattr(model, k)
+        for k in AEConfig.model_fields
+        if k not in ("variant", "members") and k not in overrides
     }
     return model_section({**common, **overrides, "variant": variant})
 

@@ -4,7 +4,8 @@ initial weights (``model.members`` in params).
 Why: a model fitted on a few hundred readings depends on its initial weights. On NAB, whether a detector
 catches a second anomaly soon after a large first one changed with the seed alone (one file's window scored
 4.8 σ with one seed, 2.4 σ with another), so single models' corpus scores spread 7.9 points over five
-seeds, and the mean of three models' scores 2.7. A use case that scores by reconstruction error reads each
+seeds; with three models per file, their scores averaged, 2.5 (``benchmarks/sensor_detection.py``). A use
+case that scores by reconstruction error reads each
 member's output (:meth:`member_outputs`) and combines what it derives from them; everything else sees one
 autoencoder whose reconstruction is the members' mean and whose code is the members' codes side by side.
 
