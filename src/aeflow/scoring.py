@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -298,6 +299,8 @@ def score_spark(
     spark = spark_session(master, batch_rows=CHUNK_ROWS, echo=echo)
     spark.sparkContext.setLogLevel("ERROR")
     started = time.perf_counter() - began  # the JVM and the session: a fixed price per run
+    # the model's copy for the executors lives as long as the job, not in the temp folder after the run
+    shipping = tempfile.TemporaryDirectory(prefix="aeflow-score-")
     try:
         paths = [str(f.resolve()) for f in files]
         if files[0].suffix.lower() == ".csv":
@@ -311,7 +314,7 @@ def score_spark(
             df = spark.read.parquet(*paths)
         df = df.withColumn(SOURCE, F.element_at(F.split(F.input_file_name(), "/"), -1))
         answer_ddl = ", ".join(f"`{name}` {_SPARK_TYPES.get(kind, 'string')}" for name, kind in model.outputs)
-        shipped = ship_model(spark, model.uri)
+        shipped = ship_model(spark, model.uri, Path(shipping.name))
         if model.unit == "series":
             scored = _series_on_spark(df, model, shipped, series, order, answer_ddl)
         else:
@@ -327,6 +330,7 @@ def score_spark(
         ) from None
     finally:
         spark.stop()
+        shipping.cleanup()
     took = time.perf_counter() - began
     echo(f"[aeflow] score: {len(files)} file(s), {rows:,} rows on Spark {master} ({rows / took:,.0f}/s)")
     return {
@@ -390,14 +394,13 @@ def spark_reason(exc: BaseException) -> str:
 _LOADED: dict[str, Any] = {}
 
 
-def ship_model(spark: Any, uri: str) -> str:
-    """Download the pyfunc once on the driver and ship it to every executor (``SparkContext.addFile``,
-    also on a cluster); returns the name it is found under (``SparkFiles.get``)."""
-    import tempfile
-
+def ship_model(spark: Any, uri: str, folder: Path) -> str:
+    """Download the pyfunc once on the driver into ``folder`` (kept until the job ends) and ship it to every
+    executor (``SparkContext.addFile``, also on a cluster); returns the name it is found under
+    (``SparkFiles.get``)."""
     import mlflow.artifacts
 
-    local = mlflow.artifacts.download_artifacts(uri, dst_path=tempfile.mkdtemp(prefix="aeflow-score-"))
+    local = mlflow.artifacts.download_artifacts(uri, dst_path=str(folder))
     spark.sparkContext.addFile(local, recursive=True)
     return Path(local).name
 

@@ -134,11 +134,16 @@ def aeflow_score(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
 
 
 def both_engines(model: Path, data: Path, out: Path, *extra: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both engines' answers; each run's temporary folder (the model's copy for Spark's executors among
+    what goes there) is empty again when the command ends."""
     got = []
     for engine in ("pandas", "spark"):
+        scratch = out / f"temp-{engine}"
+        scratch.mkdir(parents=True)
         res = aeflow_score("--model", str(model), "--input", str(data), "--output", str(out / engine),
-                           "--engine", engine, *extra)  # fmt: skip
+                           "--engine", engine, *extra, env={"TMPDIR": str(scratch)})  # fmt: skip
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+        assert sorted(p.name for p in scratch.iterdir()) == []
         summary = json.loads(res.stdout.strip().splitlines()[-1])
         assert summary["engine"] == engine
         got.append(scoring.read_scores(out / engine))
