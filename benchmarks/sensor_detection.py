@@ -60,10 +60,13 @@ NAB_THRESHOLD = {
     "cooldown": 150,
     "season": "1D",
     "season_tolerance": 2,
+    "history_outlier": 50.0,
+    "history_outlier_rows": 500,
 }
 """``sensor.threshold`` for the NAB run: 30 days of 5-minute history (HTM's anomaly likelihood keeps the
-same 8,640 rows), a 5-row mean, 3.5 standard deviations, one alarm per 150 rows, and only what rises above
-the same time the day before (± 2 rows)."""
+same 8,640 rows), a 5-row mean, 3.5 standard deviations, one alarm per 150 rows, only what rises above
+the same time the day before (± 2 rows), and rows scored above 50 standard deviations kept out of the
+history (for up to 500 rows), so that a huge first anomaly does not hide the next."""
 NAB_TRAIN = {"epochs": 100}
 NAB_WINDOWS = {"train_stride": 1}
 """Training for the NAB run: a probationary period is a few hundred readings, so 15 epochs of windows at
@@ -121,19 +124,27 @@ def published_scores(nab: Path, files: list[str]) -> dict[str, dict[str, float |
 
 CV_VALUES = (2.5, 3.0, 3.5, 4.0)
 CV_COOLDOWNS = (50, 100, 150, 200, 300)
+CV_OUTLIERS: tuple[float | None, ...] = (None, 20.0, 50.0, 100.0)
+"""``history_outlier`` settings the cross-validation also chooses from (None: every error joins the past)."""
 
 
 KFOLD = 5
 
 
-Table = dict[str, dict[tuple[float, int], tuple[float, float, float]]]
-"""NAB standard score parts per file and per (threshold, cooldown) setting: file -> setting -> (raw, null,
-perfect), so that groups of files sum their parts and normalise once, as NAB scores a corpus."""
+Setting = tuple[float | None, float, int]
+"""(history_outlier, threshold value, cooldown)"""
+Table = dict[str, dict[Setting, tuple[float, float, float]]]
+"""NAB standard score parts per file and per setting: file -> setting -> (raw, null, perfect), so that
+groups of files sum their parts and normalise once, as NAB scores a corpus."""
+Scored = dict[str, tuple[dict[float | None, np.ndarray], dict[str, Any]]]
+"""Per file: its scores under each ``history_outlier`` setting, and what scoring them needs."""
 
 
-def nab_scores(tmp: Path) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
-    """Each file's autoencoder scores (relative to history, season, flatline guard; before the threshold)
-    from the NAB run in ``tmp``, with what scoring them needs (label windows, probationary period)."""
+def nab_scores(tmp: Path, outliers: tuple[float | None, ...]) -> Scored:
+    """Each file's autoencoder scores (as the detector scores: each member relative to its own history,
+    averaged, season, flatline guard; before the threshold) under each of ``outliers`` from the NAB run in
+    ``tmp``, with what scoring them needs (label windows, probationary period). The models run once per
+    file; only the history step is redone per setting."""
     from aeflow.layout import Layout
     from aeflow.usecases.sensor.detector import AnomalyDetector, flat_runs
     from aeflow.usecases.sensor.evaluate import load_detectors, row_windows
@@ -151,9 +162,15 @@ def nab_scores(tmp: Path) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
         values = s.frame[d.sensors].to_numpy(dtype=np.float32)
         windows = row_windows(s, s.frame["label"].to_numpy().astype(bool))
         probation = probationary_length(len(values))
-        # the flatline guard lifts a stuck run to twice the threshold: twice the highest one scored here
-        top = AnomalyDetector(d.model, {**d.config, "threshold": max(*CV_VALUES, d.threshold)})
-        scores = top.flatline_boost(d.score_errors(d.errors(values)), flat_runs(values))
+        by_member = d.member_errors(d.windows_of(values)).mean(axis=2, dtype=np.float64)
+        runs = flat_runs(values)
+        scores = {}
+        for outlier in outliers:
+            # the flatline guard lifts a stuck run to twice the threshold: twice the highest one scored here
+            top = AnomalyDetector(
+                d.model, {**d.config, "threshold": max(*CV_VALUES, d.threshold), "history_outlier": outlier}
+            )
+            scores[outlier] = top.flatline_boost(top.score_members(by_member), runs)
         out[s.name] = (
             scores,
             {
@@ -166,30 +183,30 @@ def nab_scores(tmp: Path) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
     return out
 
 
-def score_table(
-    scored: dict[str, tuple[np.ndarray, dict[str, Any]]], extra: tuple[tuple[float, int], ...] = ()
-) -> Table:
-    """Every file scored at every setting of the grid ``CV_VALUES`` × ``CV_COOLDOWNS`` and at ``extra``."""
+def score_table(scored: Scored, extra: tuple[Setting, ...] = ()) -> Table:
+    """Every file scored at every setting of the grid (its ``history_outlier`` settings × ``CV_VALUES`` ×
+    ``CV_COOLDOWNS``) and at ``extra``."""
     from aeflow.evaluation.thresholds import alarm_points
     from aeflow.usecases.sensor.nab import PROFILES, score_file
 
     profile = PROFILES["standard"]
     table: Table = {}
-    settings = {(v, c) for v in CV_VALUES for c in CV_COOLDOWNS} | set(extra)
-    for name, (scores, f) in scored.items():
-        for value, cooldown in sorted(settings):
-            alarms = alarm_points(scores > value, cooldown)
+    for name, (by_outlier, f) in scored.items():
+        settings = {(o, v, c) for o in by_outlier for v in CV_VALUES for c in CV_COOLDOWNS} | set(extra)
+        for outlier, value, cooldown in settings:
+            alarms = alarm_points(by_outlier[outlier] > value, cooldown)
             raw, _ = score_file(alarms, f["windows"], profile, f["probation"])
-            table.setdefault(name, {})[(value, cooldown)] = (raw, f["null"], f["perfect"])
+            table.setdefault(name, {})[(outlier, value, cooldown)] = (raw, f["null"], f["perfect"])
     return table
 
 
-def cross_validated(table: Table) -> dict[str, tuple[float, list[tuple[str, float, int, float]]]]:
-    """The corpus score with threshold and cooldown *not* chosen on the files scored, two ways: ``folder``
-    (leave one NAB folder out: the setting best on the other folders scores the held-out one) and
-    ``kfold`` (the files, in name order, dealt into ``KFOLD`` folds; each fold scored with the setting best
-    on the others). For each: the score over all files (every file scored with settings from elsewhere)
-    and per held-out group (group, value, cooldown, score).
+def cross_validated(table: Table) -> dict[str, tuple[float, list[tuple[str, Setting, float]]]]:
+    """The corpus score with history outlier level, threshold and cooldown *not* chosen on the files
+    scored, two ways: ``folder`` (leave one NAB folder out: the setting best on the other folders scores
+    the held-out one) and ``kfold`` (the files, in name order, dealt into ``KFOLD`` folds; each fold scored
+    with the setting best on the others). The grid: the outlier levels the files were scored at ×
+    ``CV_VALUES`` × ``CV_COOLDOWNS``. For each: the score over all files (every file scored with settings
+    from elsewhere) and per held-out group (group, setting chosen, score).
 
     ``NAB_THRESHOLD`` was picked by looking at the whole corpus (as NAB's published scores pick each
     detector's threshold), so these are the numbers to expect on series the settings have not seen.
@@ -201,9 +218,10 @@ def cross_validated(table: Table) -> dict[str, tuple[float, list[tuple[str, floa
         "folder": {n: n.split("/")[0] for n in names},
         "kfold": {n: f"fold {i % KFOLD + 1}" for i, n in enumerate(names)},
     }
-    grid = [(v, c) for v in CV_VALUES for c in CV_COOLDOWNS]
+    levels = sorted({g[0] for per in table.values() for g in per}, key=lambda o: o or 0.0)  # None first
+    grid = [(o, v, c) for o in levels for v in CV_VALUES for c in CV_COOLDOWNS]
 
-    def summed(files: list[str], setting: tuple[float, int]) -> list[float]:
+    def summed(files: list[str], setting: Setting) -> list[float]:
         return [sum(table[f][setting][i] for f in files) for i in range(3)]
 
     out = {}
@@ -213,17 +231,19 @@ def cross_validated(table: Table) -> dict[str, tuple[float, list[tuple[str, floa
         for held in groups:
             rest = [f for f in names if group_of[f] != held]
             mine = [f for f in names if group_of[f] == held]
-            chosen = max(grid, key=lambda vc: normalised_score(*summed(rest, vc)))
+            chosen = max(grid, key=lambda g: normalised_score(*summed(rest, g)))
             acc = summed(mine, chosen)
             total = [t + a for t, a in zip(total, acc, strict=True)]
-            rows.append((held, chosen[0], chosen[1], normalised_score(*acc)))
+            rows.append((held, chosen, normalised_score(*acc)))
         out[how] = (normalised_score(*total), rows)
     return out
 
 
-def seed_ensembles(
-    scored: dict[int, dict[str, tuple[np.ndarray, dict[str, Any]]]], size: int, fixed: tuple[float, int]
-) -> list[dict[str, float]]:
+def fmt_outlier(level: float | None) -> str:
+    return "every error in the history" if level is None else f"outliers > {level:g} σ kept out"
+
+
+def seed_ensembles(scored: dict[int, Scored], size: int, fixed: Setting) -> list[dict[str, float]]:
     """NAB scores of detectors that average the scores of ``size`` independently trained detectors (one per
     seed, each relative to its own history), for every ``size``-combination of the seeds in ``scored``
     (``nab_scores`` by seed): ``fixed`` (at ``fixed``, the run's threshold value and cooldown), ``folder``
@@ -241,7 +261,8 @@ def seed_ensembles(
     for combo in itertools.combinations(sorted(scored), size):
         first = scored[combo[0]]
         mean = {
-            name: (np.mean([scored[s][name][0] for s in combo], axis=0), f) for name, (_, f) in first.items()
+            name: ({o: np.mean([scored[s][name][0][o] for s in combo], axis=0) for o in by_outlier}, f)
+            for name, (by_outlier, f) in first.items()
         }
         table = score_table(mean, (fixed,))
         parts = [sum(per[fixed][i] for per in table.values()) for i in range(3)]
@@ -311,7 +332,7 @@ def serve_latency(tmp: Path, n: int = 200) -> tuple[float, float]:
 
 def nab_run(
     base: dict, nab_threshold: dict, seed: int, tmp: Path, first: bool, nab: Path
-) -> tuple[dict[str, float], dict[str, tuple[np.ndarray, dict[str, Any]]]]:
+) -> tuple[dict[str, float], Scored]:
     """One NAB run (every file under ``nab``/data, every method) with ``seed``; prints its tables and
     returns the corpus standard scores per method and the autoencoder's cross-validated score, and the
     autoencoder's scores per file (``nab_scores``, for ``seed_ensembles``)."""
@@ -355,15 +376,18 @@ def nab_run(
             "NAB's published standard scores on the same files (threshold optimised on the corpus): "
             + ", ".join(f"{d} {published[d]['corpus']:.1f}" for d in PUBLISHED)
         )
-    scored = nab_scores(tmp)
+    outliers = tuple(dict.fromkeys((*CV_OUTLIERS, nab_threshold.get("history_outlier"))))
+    scored = nab_scores(tmp, outliers)
     cv = cross_validated(score_table(scored))
     labels = {"folder": "the other folders", "kfold": f"the other folds (files dealt into {KFOLD})"}
     for how, label in labels.items():
         score, groups = cv[how]
         print(
-            f"autoencoder with threshold and cooldown chosen on {label} "
-            f"(grid {CV_VALUES} σ × {CV_COOLDOWNS} rows): "
-            + ", ".join(f"{h} {sc:.1f} (chosen {v:g} σ, {c})" for h, v, c, sc in groups)
+            f"autoencoder with history outlier level, threshold and cooldown chosen on {label} "
+            f"(grid {outliers} σ × {CV_VALUES} σ × {CV_COOLDOWNS} rows): "
+            + ", ".join(
+                f"{h} {sc:.1f} (chosen {fmt_outlier(o)}, {v:g} σ, {c})" for h, (o, v, c), sc in groups
+            )
             + f"; all files {score:.1f}"
         )
     out = {m: float(res["summary"][m]["nab_standard"]) for m in METHODS if m in res["summary"]}
@@ -510,9 +534,13 @@ def nab(base: dict, nab_threshold: dict, seeds: list[int], nab_dir: Path, tmp: P
         )
     raw = [r["autoencoder"] for r in runs.values()]
     print(f"seed spread of the (not cross-validated) score: {max(raw) - min(raw):.1f} points")
-    fixed = (float(nab_threshold["value"]), int(nab_threshold["cooldown"]))
+    fixed = (
+        nab_threshold.get("history_outlier"),
+        float(nab_threshold["value"]),
+        int(nab_threshold["cooldown"]),
+    )
     labels = {
-        "fixed": f"at {fixed[0]:g} σ, cooldown {fixed[1]}",
+        "fixed": f"at {fixed[1]:g} σ, cooldown {fixed[2]}",  # and the run's history_outlier
         "folder": ways["cross_validated"],
         "kfold": ways["cross_validated_kfold"],
     }

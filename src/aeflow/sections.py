@@ -226,6 +226,12 @@ class ThresholdParams(ThresholdRule):
     everyday a month later; measuring against the recent past re-fits the error's scale online, at no
     training cost, and a sustained change stops alarming once it is the new normal.
 
+    ``history_outlier``: with ``history``, a row scored more than this many standard deviations above its
+    past keeps its error out of the past (``null``: every error joins). The past's spread is the scale, so
+    a fault thousands of deviations high would shrink every score for ``history`` rows after it and hide
+    the next fault; ``history_outlier_rows`` is the most rows in a row kept out, after which a level that
+    stays is the new normal.
+
     ``cooldown``: after an alarm, further flagged rows within this many rows raise no new alarm (they stay
     flagged). One incident, one page; NAB scores count every alarm outside a window as a false positive.
 
@@ -244,6 +250,8 @@ class ThresholdParams(ThresholdRule):
 
     smoothing: Annotated[int, Field(ge=1, le=500)] = 1
     history: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    history_outlier: Annotated[float, Field(gt=0)] | None = None
+    history_outlier_rows: Annotated[int, Field(ge=1, le=1_000_000)] = 500
     cooldown: Annotated[int, Field(ge=0, le=1_000_000)] = 48
     season: str | None = None
     season_tolerance: Annotated[int, Field(ge=0, le=10000)] = 2
@@ -258,6 +266,11 @@ class ThresholdParams(ThresholdRule):
             raise ValueError(
                 f"history ({self.history}) must be at least twice smoothing ({self.smoothing}): the recent "
                 "errors are compared with a longer past. Fix: raise history or set it to 0."
+            )
+        if self.history_outlier is not None and not self.history:
+            raise ValueError(
+                f"history_outlier ({self.history_outlier:g}) keeps outliers out of the past errors, and "
+                "history is 0 (no past). Fix: set history (e.g. 8640) or history_outlier: null."
             )
         return self
 

@@ -121,10 +121,28 @@ def test_history_scores_and_cooldown_alarms_agree_online_and_in_batch(detector):
     scorer, online, online_alarms = _online(d, values)
     np.testing.assert_allclose(online, scores, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(online_alarms, alarms)
-    assert len(scorer.recent) == d.history + d.smoothing  # constant memory
+    assert len(scorer.recent) == d.smoothing and [len(p) for p in scorer.past] == [
+        d.history
+    ]  # constant memory
     # the fault is flagged over several rows but pages once; the spike pages once more
     assert flags[150:162].sum() >= 3 and alarms[150:162].sum() == 1 and alarms[300:303].sum() == 1
     assert alarms.sum() <= 4 and flags.sum() > alarms.sum()
+
+
+def test_outliers_kept_out_of_the_history_agree_online_and_in_batch(detector):
+    """``history_outlier``: a large fault's errors stay out of the past, online as in batch, so the smaller
+    fault after it scores higher than with every error kept."""
+    values = _series(500, seed=6)
+    values[150:165, 0] += 12  # a large fault
+    values[330:340, 1] -= 4  # a smaller one after it
+    plain = _with_history(detector, history=300)
+    d = _with_history(detector, history=300, history_outlier=8.0, history_outlier_rows=50)
+    scores = d.score(values)
+    assert scores[150:165].max() > 8  # some rows are kept out
+    assert scores[330:345].max() > plain.score(values)[330:345].max() + 1
+    _, online, online_alarms = _online(d, values)
+    np.testing.assert_allclose(online, scores, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(online_alarms, d.alarms(d.flags(scores)))
 
 
 def test_seasonal_scores_and_alarms_agree_online_and_in_batch(detector):

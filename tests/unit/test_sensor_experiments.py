@@ -85,8 +85,9 @@ def test_a_detector_of_several_models_trains_scores_and_serves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``sensor.model.members: 2`` trains two models per file through the same stages; each keeps its own
-    normal error level, the registered pyfunc answers with the members' mean score, and the fault is
-    found and named."""
+    normal error level (and ``history_outlier``, carried into the detector, keeps each member's own
+    outliers out of its history), the registered pyfunc answers with the members' mean score, and the
+    fault is found and named."""
     import mlflow
 
     from aeflow.models.ensemble import AutoencoderEnsemble
@@ -97,7 +98,9 @@ def test_a_detector_of_several_models_trains_scores_and_serves(
     data = rig_params(tmp_path)
     data["sensor"]["model"]["members"] = 2
     data["sensor"]["train"]["epochs"] = 3
-    data["sensor"]["threshold"].update(history=100, smoothing=3, method="fixed", value=4.0, cooldown=30)
+    data["sensor"]["threshold"].update(
+        history=100, smoothing=3, method="fixed", value=4.0, cooldown=30, history_outlier=30.0
+    )
     uri = data["tracking"]["tracking_uri"]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # MLflow keeps the last set URI in the environment
     report = run_use_case(parse_params(data), "sensor", tmp_path / "project")["evaluate"]
@@ -106,6 +109,7 @@ def test_a_detector_of_several_models_trains_scores_and_serves(
     assert isinstance(model, AutoencoderEnsemble) and len(model.members) == 2
     refs = model.data_config["history_ref"]
     assert len(refs) == 2 and refs[0] != refs[1]  # each member's own normal level
+    assert model.data_config["history_outlier"] == 30.0 and model.data_config["history_outlier_rows"] == 500
     frame = pd.read_csv(tmp_path / "project" / "data" / "interim" / "sensor" / "series" / "run-0.csv")
     d = AnomalyDetector.from_model(model)
     values = frame[d.sensors].to_numpy(np.float32)

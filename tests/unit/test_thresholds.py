@@ -185,6 +185,32 @@ def test_relative_to_history_flags_a_change_and_then_adapts_to_it():
     assert np.abs(z[200:1000]).max() < 5  # and never before the change
 
 
+def test_outliers_kept_out_of_the_history_do_not_hide_the_next_change():
+    """A fault a thousand deviations high stays in a plain history and shrinks every later score; kept out,
+    the next, smaller fault still stands out. A level that stays joins after ``outlier_rows`` rows."""
+    rng = np.random.default_rng(3)
+    e = rng.normal(1.0, 0.1, 1500)
+    e[300:320] += 100.0  # a huge fault
+    e[600:610] += 1.5  # the next one, 15 deviations
+    e[1000:] += 10.0  # a new level for good
+    plain = relative_to_history(e, smoothing=1, history=800, reference=(1.0, 0.1))
+    kept = relative_to_history(
+        e, smoothing=1, history=800, reference=(1.0, 0.1), outlier=50, outlier_rows=100
+    )
+    assert plain[300] > 500 and kept[300] > 500  # the huge fault itself, the same
+    assert plain[600:610].max() < 1.0  # hidden behind the huge fault's spread
+    assert kept[600] > 10 and kept[600:610].min() > 5  # seen (its own rows join the past: below 50)
+    assert np.abs(kept[200:300]).max() < 5 and np.abs(kept[330:600]).max() < 5  # no alarm between
+    assert kept[1000:1100].min() > 50  # the new level: kept out for 100 rows, then it joins
+    assert np.abs(kept[1250:]).max() < 5  # and is normal soon after
+    # a level nothing exceeds is the plain rule, row for row (the past: the last `history` errors)
+    never = relative_to_history(
+        e, smoothing=3, history=200, reference=(1.0, 0.1), outlier=1e9, outlier_rows=5
+    )
+    np.testing.assert_allclose(never, relative_to_history(e, smoothing=3, history=200, reference=(1.0, 0.1)),
+                               rtol=1e-9, atol=1e-9)  # fmt: skip
+
+
 def test_history_stats_and_params_checks():
     assert history_stats(np.array([1.0, 3.0])) == (2.0, math.sqrt(2.0))
     assert history_stats(np.ones(10))[1] == MIN_STD  # a flat stretch: floored, never 0
@@ -194,6 +220,8 @@ def test_history_stats_and_params_checks():
         ThresholdParams(method="fixed")
     with pytest.raises(ValueError, match="at least twice smoothing"):
         ThresholdParams(history=5, smoothing=3)
+    with pytest.raises(ValueError, match=r"history_outlier \(50\).*history is 0.*history_outlier: null"):
+        ThresholdParams(history_outlier=50)
     with pytest.raises(ValueError, match=r"not a positive duration.*'1D'"):
         ThresholdParams(season="daily")
     with pytest.raises(ValueError, match="not a positive duration"):
@@ -204,6 +232,11 @@ def test_history_stats_and_params_checks():
     assert thr == 1.5 and d["val_exceedance"] == 0.5 and "threshold.value" in d["explanation"]
     p = ThresholdParams(method="fixed", value=3.0, history=100)
     assert "standard deviations above the 100 errors" in choose_threshold(np.zeros(5), p)[1]["explanation"]
+    p = ThresholdParams(method="fixed", value=3.0, history=100, history_outlier=50, history_outlier_rows=20)
+    assert (
+        "errors before it (less those of rows above 50, up to 20 in a row)"
+        in choose_threshold(np.zeros(5), p)[1]["explanation"]
+    )
     p = ThresholdParams(method="fixed", value=3.0, history=100, season="1D")
     assert (
         "its highest value at the same time one season (1D) earlier,"

@@ -100,6 +100,52 @@ def smooth(scores: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+def _relative_keeping_out(
+    e: np.ndarray,
+    smoothed: np.ndarray,
+    smoothing: int,
+    history: int,
+    reference: tuple[float, float],
+    min_history: int,
+    outlier: float,
+    outlier_rows: int,
+) -> np.ndarray:
+    """:func:`relative_to_history` with outliers kept out of the past: one row at a time, because whether a
+    row's error joins the past depends on its score, which depends on the past before it."""
+    from collections import deque
+
+    z = np.empty(e.size, dtype=np.float64)
+    kept_out = np.zeros(e.size, dtype=bool)
+    past: deque[float] = deque()
+    shift = float(reference[0])  # sums of (error − the normal level) stay small: little round-off
+    total = squares = 0.0
+    removed = run = 0
+    need = max(int(min_history), 2)
+    for i in range(e.size):
+        j = i - smoothing  # the error that leaves the smoothing window and may join the past
+        if j >= 0 and not kept_out[j]:
+            d = e[j] - shift
+            past.append(d)
+            total, squares = total + d, squares + d * d
+            if len(past) > history:
+                old = past.popleft()
+                total, squares, removed = total - old, squares - old * old, removed + 1
+                if removed >= history:  # re-add from scratch now and then: no drift on long series
+                    total, squares, removed = math.fsum(past), math.fsum(v * v for v in past), 0
+        m = len(past)
+        if m >= need:
+            mean = total / m
+            mu, sd = shift + mean, math.sqrt(max(squares - m * mean * mean, 0.0) / (m - 1))
+        else:
+            mu, sd = reference
+        z[i] = (smoothed[i] - mu) / max(sd, MIN_STD)
+        if z[i] <= outlier:
+            run = 0
+        elif run < outlier_rows:
+            kept_out[i], run = True, run + 1
+    return z
+
+
 def history_stats(errors: np.ndarray) -> tuple[float, float]:
     """Mean and standard deviation (ddof = 1, floored at ``MIN_STD``) of a stretch of errors.
 
@@ -118,6 +164,8 @@ def relative_to_history(
     history: int,
     reference: tuple[float, float],
     min_history: int = MIN_HISTORY,
+    outlier: float | None = None,
+    outlier_rows: int = 0,
 ) -> np.ndarray:
     """Each row's smoothed error in standard deviations above the ``history`` errors before it.
 
@@ -137,6 +185,13 @@ def relative_to_history(
         history: Past rows the judged value is compared with (``>= 2``).
         reference: ``(mean, std)`` used while the past is shorter than ``min_history``.
         min_history: Past rows needed before the row's own past is used.
+        outlier: ``None`` keeps every error in the past. A number keeps out of the past the error of every
+            row scored more than this many standard deviations above it (up to ``outlier_rows`` rows in a
+            row; past them a level that stays is the new normal and joins). Why: the past's standard
+            deviation is the scale, and a fault thousands of deviations high would otherwise stay in it for
+            ``history`` rows and shrink every later score, hiding the next fault (NAB's second windows).
+            The past is then the last ``history`` errors kept, not the last ``history`` rows.
+        outlier_rows: The most rows in a row kept out (with ``outlier``).
 
     Returns:
         ``(N,)`` float64 scores.
@@ -147,6 +202,10 @@ def relative_to_history(
         raise ParamsError(f"history must be at least 2 rows, got {history}")
     e = np.asarray(errors, dtype=np.float64).reshape(-1)
     smoothed = smooth(e, smoothing)
+    if outlier is not None:
+        return _relative_keeping_out(
+            e, smoothed, smoothing, history, reference, min_history, outlier, outlier_rows
+        )
     past = pd.Series(e).shift(smoothing).rolling(history, min_periods=max(int(min_history), 2))
     mu = past.mean().to_numpy(dtype=np.float64, copy=True)
     sd = past.std(ddof=1).to_numpy(dtype=np.float64, copy=True)
@@ -366,6 +425,9 @@ def choose_threshold(
             what = f"{score} smoothed (trailing mean over {p.smoothing} points)"
         if p.history:
             what += f", in standard deviations above the {p.history} errors before it"
+            if p.history_outlier is not None:
+                kept_out = f"rows above {p.history_outlier:g}, up to {p.history_outlier_rows} in a row"
+                what += f" (less those of {kept_out})"
         if p.season:
             what += f", less its highest value at the same time one season ({p.season}) earlier"
         if p.history or p.season:

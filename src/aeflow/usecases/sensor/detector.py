@@ -61,6 +61,9 @@ class AnomalyDetector:
                 "the detector's settings have history > 0 but no history_ref (the normal error level); "
                 "the model file is incomplete. Fix: retrain it (dvc repro train@sensor)."
             )
+        outlier = config.get("history_outlier")  # absent in detectors trained before it: every error kept
+        self.history_outlier = float(outlier) if outlier is not None else None
+        self.history_outlier_rows = int(config.get("history_outlier_rows") or 0)
         self.cooldown = int(config.get("cooldown") or 0)
         self.season = int(config.get("season_rows") or 0)
         self.season_tolerance = int(config.get("season_tolerance") or 0)
@@ -218,7 +221,14 @@ class AnomalyDetector:
 
         if self.history:
             assert reference is not None  # history_ref checked in __init__
-            return relative_to_history(errors, self.smoothing, self.history, reference)
+            return relative_to_history(
+                errors,
+                self.smoothing,
+                self.history,
+                reference,
+                outlier=self.history_outlier,
+                outlier_rows=self.history_outlier_rows,
+            )
         return smooth(errors, self.smoothing)
 
     def _seasonal(self, scores: np.ndarray) -> np.ndarray:
@@ -340,8 +350,8 @@ def flat_limits(train_values: np.ndarray, min_run: int, risk: float = 1e-4) -> l
 
 class StreamScorer:
     """Online scoring with constant memory: the last ``length`` readings and ``smoothing`` errors (with
-    ``history``: the last ``history + smoothing`` errors; with a season: the last ``season_rows +
-    season_tolerance`` scores).
+    ``history``: each member's last ``history`` errors before those, the ones kept; with a season: the last
+    ``season_rows + season_tolerance`` scores).
 
     Gives the same scores and alarms as :meth:`AnomalyDetector.score` and :meth:`AnomalyDetector.alarms` on
     the whole series (tested), one row at a time; ``alarm`` says whether the last pushed row raised one.
@@ -350,7 +360,10 @@ class StreamScorer:
     def __init__(self, detector: AnomalyDetector) -> None:
         self.d = detector
         self.window: deque[np.ndarray] = deque(maxlen=detector.length)
-        self.recent: deque[np.ndarray] = deque(maxlen=detector.smoothing + detector.history)  # by member
+        # the last `smoothing` errors by member, each with whether it stays out of the past (history_outlier)
+        self.recent: deque[tuple[np.ndarray, np.ndarray]] = deque()
+        self.past: list[deque[float]] = [deque(maxlen=detector.history) for _ in range(detector.n_members)]
+        self.outlier_runs = np.zeros(detector.n_members, dtype=np.int64)
         self.recent_sensors: deque[np.ndarray] = deque(maxlen=detector.smoothing)
         #: each sensor's share of the last pushed row's score (as :meth:`AnomalyDetector.score_and_shares`)
         self.shares = np.full(len(detector.sensors), 1.0 / len(detector.sensors))
@@ -380,7 +393,13 @@ class StreamScorer:
         win = np.stack(self.window, axis=1)[None]  # (1, C, L)
         by_member = self.d.member_errors(win)[:, 0]  # (members, sensors)
         per = by_member.mean(axis=0)
-        self.recent.append(by_member.mean(axis=1, dtype=np.float64))
+        if len(self.recent) == self.d.smoothing:  # the oldest error leaves the smoothing window
+            left, kept_out = self.recent.popleft()
+            if self.d.history:
+                for past, error, out in zip(self.past, left, kept_out, strict=True):
+                    if not out:
+                        past.append(float(error))
+        self.recent.append((by_member.mean(axis=1, dtype=np.float64), np.zeros(self.d.n_members, dtype=bool)))
         self.recent_sensors.append(per.astype(np.float64) / self.d.error_scale)
         smoothed = np.mean(np.stack(self.recent_sensors), axis=0)  # as smooth(): the kept rows' mean
         stuck = self.d.stuck(self.runs[None])
@@ -397,20 +416,27 @@ class StreamScorer:
         return score, flag
 
     def _score(self) -> float:
-        """The newest row's score from the kept errors (as :meth:`AnomalyDetector.score_errors`)."""
+        """The newest row's score from the kept errors (as :meth:`AnomalyDetector.score_members`, before
+        the season); with ``history_outlier``, marks whether each member's newest error stays out of its
+        past."""
         from aeflow.evaluation.thresholds import MIN_HISTORY, MIN_STD
 
-        recent = np.stack(self.recent)  # (rows, members)
-        s = self.d.smoothing
-        smoothed = recent[-s:].mean(axis=0)
+        smoothed = np.stack([errors for errors, _ in self.recent]).mean(axis=0)  # (members,)
         if not self.d.history:
             return float(smoothed.mean())
-        past = recent[:-s]
-        if len(past) >= MIN_HISTORY:
-            mu, sd = past.mean(axis=0), past.std(axis=0, ddof=1)
-        else:
-            mu, sd = np.asarray(self.d.history_refs, dtype=np.float64).T
-        return float(np.mean((smoothed - mu) / np.maximum(sd, MIN_STD)))
+        z = np.empty(self.d.n_members)
+        for k, (past, ref) in enumerate(zip(self.past, self.d.history_refs, strict=True)):
+            if len(past) >= MIN_HISTORY:
+                kept = np.fromiter(past, dtype=np.float64, count=len(past))
+                mu, sd = kept.mean(), kept.std(ddof=1)
+            else:
+                mu, sd = ref  # type: ignore[misc]  # history_ref checked in the detector
+            z[k] = (smoothed[k] - mu) / max(sd, MIN_STD)
+        if self.d.history_outlier is not None:
+            out = (z > self.d.history_outlier) & (self.outlier_runs < self.d.history_outlier_rows)
+            self.recent[-1][1][:] = out
+            self.outlier_runs = np.where(z <= self.d.history_outlier, 0, self.outlier_runs + out)
+        return float(np.mean(z))
 
     def _seasonal(self, score: float) -> float:
         """The score above the highest one a season earlier (as :func:`seasonal_excess`), then kept."""

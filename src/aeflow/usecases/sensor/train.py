@@ -52,6 +52,8 @@ def _job(params: Params, s: Any) -> TrainingJob:
             "smoothing": cfg.threshold.smoothing,
             "history": cfg.threshold.history,
             "history_ref": None,
+            "history_outlier": cfg.threshold.history_outlier,
+            "history_outlier_rows": cfg.threshold.history_outlier_rows,
             "cooldown": cfg.threshold.cooldown,
             "season_rows": season,
             "season_tolerance": cfg.threshold.season_tolerance,
