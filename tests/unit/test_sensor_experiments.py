@@ -85,9 +85,8 @@ def test_a_detector_of_several_models_trains_scores_and_serves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``sensor.model.members: 2`` trains two models per file through the same stages; each keeps its own
-    normal error level (and ``history_outlier``, carried into the detector, keeps each member's own
-    outliers out of its history), the registered pyfunc answers with the members' mean score, and the
-    fault is found and named."""
+    normal error level (and ``history_outlier`` is carried into the registered detector), the registered
+    pyfunc answers with the members' mean score, and the fault is found and named."""
     import mlflow
 
     from aeflow.models.ensemble import AutoencoderEnsemble
