@@ -122,7 +122,7 @@ def test_history_scores_and_cooldown_alarms_agree_online_and_in_batch(detector):
     np.testing.assert_allclose(online, scores, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(online_alarms, alarms)
     assert len(scorer.recent) == d.smoothing  # constant memory: the smoothing window
-    assert [len(p) for p in scorer.past] == [d.history]  # and each member's history
+    assert [len(p.past) for p in scorer.pasts] == [d.history]  # and each member's history
     # the fault is flagged over several rows but pages once; the spike pages once more
     assert flags[150:162].sum() >= 3 and alarms[150:162].sum() == 1 and alarms[300:303].sum() == 1
     assert alarms.sum() <= 4 and flags.sum() > alarms.sum()

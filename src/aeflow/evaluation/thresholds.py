@@ -23,6 +23,7 @@ from aeflow.errors import DataError, ParamsError
 from aeflow.sections import ThresholdParams, ThresholdRule
 
 __all__ = [
+    "ErrorHistory",
     "alarm_points",
     "choose_threshold",
     "detection_events",
@@ -100,50 +101,86 @@ def smooth(scores: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def _relative_keeping_out(
-    e: np.ndarray,
-    smoothed: np.ndarray,
-    smoothing: int,
-    history: int,
-    reference: tuple[float, float],
-    min_history: int,
-    outlier: float,
-    outlier_rows: int,
-) -> np.ndarray:
-    """:func:`relative_to_history` with outliers kept out of the past: one row at a time, because whether a
-    row's error joins the past depends on its score, which depends on the past before it."""
-    from collections import deque
+class ErrorHistory:
+    """The past one row's error is judged against, kept one row at a time: the last ``history`` errors that
+    left the smoothing window and were kept.
 
-    z = np.empty(e.size, dtype=np.float64)
-    kept_out = np.zeros(e.size, dtype=bool)
-    past: deque[float] = deque()
-    shift = float(reference[0])  # sums of (error − the normal level) stay small: little round-off
-    total = squares = 0.0
-    removed = run = 0
-    need = max(int(min_history), 2)
-    for i in range(e.size):
-        j = i - smoothing  # the error that leaves the smoothing window and may join the past
-        if j >= 0 and not kept_out[j]:
-            d = e[j] - shift
-            past.append(d)
-            total, squares = total + d, squares + d * d
-            if len(past) > history:
-                old = past.popleft()
-                total, squares, removed = total - old, squares - old * old, removed + 1
-                if removed >= history:  # re-add from scratch now and then: no drift on long series
-                    total, squares, removed = math.fsum(past), math.fsum(v * v for v in past), 0
-        m = len(past)
-        if m >= need:
-            mean = total / m
-            mu, sd = shift + mean, math.sqrt(max(squares - m * mean * mean, 0.0) / (m - 1))
+    Both :func:`relative_to_history` (with ``outlier``) and the online monitor score through this object,
+    so the rule "an outlier stays out of the past" is written once. Its running sums hold plain Python
+    floats relative to the reference level (small numbers, little round-off) and are re-added from scratch
+    every ``history`` removals, so long series do not drift; a row costs a few float operations (200,000
+    rows in well under a second).
+
+    Args:
+        history: Past errors kept (``>= 2``).
+        smoothing: Rows in the smoothing window; an error joins the past when it leaves that window, so the
+            errors being judged never judge themselves.
+        reference: ``(mean, std)`` used while fewer than ``min_history`` past errors are kept.
+        min_history: Past errors needed before the row's own past is used.
+        outlier: ``None`` keeps every error. A number keeps out the error of a row scored above it, up to
+            ``outlier_rows`` rows in a row (see :func:`relative_to_history`).
+        outlier_rows: The most rows in a row kept out.
+    """
+
+    def __init__(
+        self,
+        history: int,
+        smoothing: int,
+        reference: tuple[float, float],
+        min_history: int = MIN_HISTORY,
+        outlier: float | None = None,
+        outlier_rows: int = 0,
+    ) -> None:
+        from collections import deque
+
+        if history < 2:
+            raise ParamsError(f"history must be at least 2 rows, got {history}")
+        self.history, self.smoothing = int(history), int(smoothing)
+        self.reference = (float(reference[0]), float(reference[1]))
+        self.need = max(int(min_history), 2)
+        self.outlier, self.outlier_rows = outlier, int(outlier_rows)
+        self.waiting: deque[tuple[float, bool]] = deque()  # the smoothing window: (error, kept out)
+        self.past: deque[float] = deque()  # errors kept, minus the reference level
+        self.total = self.squares = 0.0
+        self.removed = self.run = 0
+
+    def push(self, error: float, smoothed: float) -> float:
+        """Add the newest row's raw ``error`` and return its ``smoothed`` error in standard deviations above
+        the past (which the row's error then may join, once it leaves the smoothing window)."""
+        if len(self.waiting) == self.smoothing:
+            left, kept_out = self.waiting.popleft()
+            if not kept_out:
+                self._keep(left)
+        m = len(self.past)
+        if m >= self.need:
+            mean = self.total / m
+            mu = self.reference[0] + mean
+            sd = math.sqrt(max(self.squares - m * mean * mean, 0.0) / (m - 1))
         else:
-            mu, sd = reference
-        z[i] = (smoothed[i] - mu) / max(sd, MIN_STD)
-        if z[i] <= outlier:
-            run = 0
-        elif run < outlier_rows:
-            kept_out[i], run = True, run + 1
-    return z
+            mu, sd = self.reference
+        z = (smoothed - mu) / (sd if sd > MIN_STD else MIN_STD)
+        out = False
+        if self.outlier is not None:
+            if z <= self.outlier:
+                self.run = 0
+            elif self.run < self.outlier_rows:
+                out, self.run = True, self.run + 1
+        self.waiting.append((error, out))
+        return z
+
+    def _keep(self, error: float) -> None:
+        d = error - self.reference[0]
+        self.past.append(d)
+        self.total += d
+        self.squares += d * d
+        if len(self.past) > self.history:
+            old = self.past.popleft()
+            self.total -= old
+            self.squares -= old * old
+            self.removed += 1
+            if self.removed >= self.history:  # re-add from scratch now and then: no drift on long series
+                self.total, self.squares = math.fsum(self.past), math.fsum(v * v for v in self.past)
+                self.removed = 0
 
 
 def history_stats(errors: np.ndarray) -> tuple[float, float]:
@@ -202,10 +239,9 @@ def relative_to_history(
         raise ParamsError(f"history must be at least 2 rows, got {history}")
     e = np.asarray(errors, dtype=np.float64).reshape(-1)
     smoothed = smooth(e, smoothing)
-    if outlier is not None:
-        return _relative_keeping_out(
-            e, smoothed, smoothing, history, reference, min_history, outlier, outlier_rows
-        )
+    if outlier is not None:  # whether a row's error joins the past depends on its score: one row at a time
+        past = ErrorHistory(history, smoothing, reference, min_history, outlier, outlier_rows)
+        return np.array([past.push(a, b) for a, b in zip(e.tolist(), smoothed.tolist(), strict=True)])
     past = pd.Series(e).shift(smoothing).rolling(history, min_periods=max(int(min_history), 2))
     mu = past.mean().to_numpy(dtype=np.float64, copy=True)
     sd = past.std(ddof=1).to_numpy(dtype=np.float64, copy=True)

@@ -5,9 +5,9 @@ Why: a model fitted on a few hundred readings depends on its initial weights. On
 catches a second anomaly soon after a large first one changed with the seed alone (one file's window scored
 4.8 σ with one seed, 2.4 σ with another), so single models' corpus scores spread 7.9 points over five
 seeds; with three models per file, their scores averaged, 2.5 (``benchmarks/sensor_detection.py``). A use
-case that scores by reconstruction error reads each
-member's output (:meth:`member_outputs`) and combines what it derives from them; everything else sees one
-autoencoder whose reconstruction is the members' mean and whose code is the members' codes side by side.
+case that scores by reconstruction error reads each member's output (:meth:`member_outputs`) and combines
+what it derives from them; everything else sees one autoencoder whose reconstruction is the members' mean
+and whose code is the members' codes side by side.
 
 Training is one Lightning module: the loss is the sum of the members' losses, so each member's gradient
 is exactly what it would be alone (AdamW works per parameter), all members see the same batches, and one

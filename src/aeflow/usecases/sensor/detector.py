@@ -358,12 +358,26 @@ class StreamScorer:
     """
 
     def __init__(self, detector: AnomalyDetector) -> None:
+        from aeflow.evaluation.thresholds import ErrorHistory
+
         self.d = detector
         self.window: deque[np.ndarray] = deque(maxlen=detector.length)
-        # the last `smoothing` errors by member, each with whether it stays out of the past (history_outlier)
-        self.recent: deque[tuple[np.ndarray, np.ndarray]] = deque()
-        self.past: list[deque[float]] = [deque(maxlen=detector.history) for _ in range(detector.n_members)]
-        self.outlier_runs = np.zeros(detector.n_members, dtype=np.int64)
+        self.recent: deque[np.ndarray] = deque(maxlen=detector.smoothing)  # the last errors by member
+        #: each member's past errors (with ``history``), kept by the same rule as batch scoring
+        self.pasts = (
+            [
+                ErrorHistory(
+                    detector.history,
+                    detector.smoothing,
+                    ref,  # type: ignore[arg-type]  # history_ref checked in the detector
+                    outlier=detector.history_outlier,
+                    outlier_rows=detector.history_outlier_rows,
+                )
+                for ref in detector.history_refs
+            ]
+            if detector.history
+            else []
+        )
         self.recent_sensors: deque[np.ndarray] = deque(maxlen=detector.smoothing)
         #: each sensor's share of the last pushed row's score (as :meth:`AnomalyDetector.score_and_shares`)
         self.shares = np.full(len(detector.sensors), 1.0 / len(detector.sensors))
@@ -393,13 +407,7 @@ class StreamScorer:
         win = np.stack(self.window, axis=1)[None]  # (1, C, L)
         by_member = self.d.member_errors(win)[:, 0]  # (members, sensors)
         per = by_member.mean(axis=0)
-        if len(self.recent) == self.d.smoothing:  # the oldest error leaves the smoothing window
-            left, kept_out = self.recent.popleft()
-            if self.d.history:
-                for past, error, out in zip(self.past, left, kept_out, strict=True):
-                    if not out:
-                        past.append(float(error))
-        self.recent.append((by_member.mean(axis=1, dtype=np.float64), np.zeros(self.d.n_members, dtype=bool)))
+        self.recent.append(by_member.mean(axis=1, dtype=np.float64))
         self.recent_sensors.append(per.astype(np.float64) / self.d.error_scale)
         smoothed = np.mean(np.stack(self.recent_sensors), axis=0)  # as smooth(): the kept rows' mean
         stuck = self.d.stuck(self.runs[None])
@@ -416,26 +424,13 @@ class StreamScorer:
         return score, flag
 
     def _score(self) -> float:
-        """The newest row's score from the kept errors (as :meth:`AnomalyDetector.score_members`, before
-        the season); with ``history_outlier``, marks whether each member's newest error stays out of its
-        past."""
-        from aeflow.evaluation.thresholds import MIN_HISTORY, MIN_STD
-
-        smoothed = np.stack([errors for errors, _ in self.recent]).mean(axis=0)  # (members,)
-        if not self.d.history:
+        """The newest row's score (as :meth:`AnomalyDetector.score_members`, before the season): the
+        members' smoothed errors, each relative to its own past when ``history`` is set."""
+        smoothed = np.stack(self.recent).mean(axis=0)  # (members,)
+        if not self.pasts:
             return float(smoothed.mean())
-        z = np.empty(self.d.n_members)
-        for k, (past, ref) in enumerate(zip(self.past, self.d.history_refs, strict=True)):
-            if len(past) >= MIN_HISTORY:
-                kept = np.fromiter(past, dtype=np.float64, count=len(past))
-                mu, sd = kept.mean(), kept.std(ddof=1)
-            else:
-                mu, sd = ref  # type: ignore[misc]  # history_ref checked in the detector
-            z[k] = (smoothed[k] - mu) / max(sd, MIN_STD)
-        if self.d.history_outlier is not None:
-            out = (z > self.d.history_outlier) & (self.outlier_runs < self.d.history_outlier_rows)
-            self.recent[-1][1][:] = out
-            self.outlier_runs = np.where(z <= self.d.history_outlier, 0, self.outlier_runs + out)
+        newest = self.recent[-1].tolist()
+        z = [past.push(e, s) for past, e, s in zip(self.pasts, newest, smoothed.tolist(), strict=True)]
         return float(np.mean(z))
 
     def _seasonal(self, score: float) -> float:
