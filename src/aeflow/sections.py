@@ -238,7 +238,9 @@ class ThresholdParams(ThresholdRule):
     ``season``: a duration such as ``1D`` (pandas notation: ``12h``, ``7D``): a score counts only by how
     far it rises above the highest score one season earlier (within ``season_tolerance`` rows), so what
     recurs at the same time every day — a nightly job, a shift change — stops alarming after its first
-    day (:func:`~aeflow.evaluation.thresholds.seasonal_excess`). ``null`` turns it off.
+    day (:func:`~aeflow.evaluation.thresholds.seasonal_excess`). A list (``[1D, 7D]``) measures against
+    the highest score one season earlier for each: what recurred yesterday *or* the same day last week
+    (a Monday batch, a weekend dip) is no news. ``null`` turns it off.
 
     ``flatline_min_run``: a sensor that repeats one exact reading for this many samples, and for twice
     the longest repeat it showed in training, is flagged as stuck (0 turns the guard off); a frozen value
@@ -253,15 +255,14 @@ class ThresholdParams(ThresholdRule):
     history_outlier: Annotated[float, Field(gt=0)] | None = None
     history_outlier_rows: Annotated[int, Field(ge=1, le=1_000_000)] = 500
     cooldown: Annotated[int, Field(ge=0, le=1_000_000)] = 48
-    season: str | None = None
+    season: str | list[str] | None = None
     season_tolerance: Annotated[int, Field(ge=0, le=10000)] = 2
     flatline_min_run: Annotated[int, Field(ge=0, le=10000)] = 4
     flatline_risk: Annotated[float, Field(gt=0, lt=0.5)] = 1e-4
 
     @model_validator(mode="after")
     def _time_series_settings(self) -> ThresholdParams:
-        if self.season is not None:
-            self.season_seconds()  # raises on a duration pandas cannot read
+        self.season_seconds()  # raises on a duration pandas cannot read
         if self.history and self.history < 2 * self.smoothing:
             raise ValueError(
                 f"history ({self.history}) must be at least twice smoothing ({self.smoothing}): the recent "
@@ -274,22 +275,30 @@ class ThresholdParams(ThresholdRule):
             )
         return self
 
-    def season_seconds(self) -> float | None:
-        """``season`` in seconds (None when off)."""
+    @property
+    def seasons(self) -> list[str]:
+        """``season`` as a list of durations (empty when off)."""
         if self.season is None:
-            return None
+            return []
+        return [self.season] if isinstance(self.season, str) else list(self.season)
+
+    def season_seconds(self) -> list[float]:
+        """Each of ``seasons`` in seconds (empty when off)."""
         import pandas as pd
 
-        try:
-            seconds = pd.Timedelta(self.season).total_seconds()
-        except (ValueError, TypeError):
-            seconds = float("nan")
-        if not seconds > 0:
-            raise ValueError(
-                f"season {self.season!r} is not a positive duration. Fix: write it as pandas does, e.g. "
-                "'1D' (a day), '12h', '7D', or null to turn seasons off."
-            )
-        return seconds
+        out = []
+        for season in self.seasons:
+            try:
+                seconds = pd.Timedelta(season).total_seconds()
+            except (ValueError, TypeError):
+                seconds = float("nan")
+            if not seconds > 0:
+                raise ValueError(
+                    f"season {season!r} is not a positive duration. Fix: write it as pandas does, e.g. "
+                    "'1D' (a day), '12h', '7D', a list such as [1D, 7D], or null to turn seasons off."
+                )
+            out.append(seconds)
+        return out
 
 
 class GateParams(Strict):

@@ -162,6 +162,35 @@ def test_seasonal_scores_and_alarms_agree_online_and_in_batch(detector):
     plain = _with_history(detector, cooldown=5).score(values)
     assert alarms[150:160].any() and alarms[330:335].any()
     assert plain[250:256].max() > d.threshold >= scores[250:256].max()  # the repeat: flagged only without
+    # a detector trained before several seasons stored one number: the same detector as a list of one
+    np.testing.assert_array_equal(
+        _with_history(detector, season_rows=[100], season_tolerance=2, cooldown=5).score(values), scores
+    )
+
+
+def test_two_seasons_agree_online_and_in_batch(detector):
+    """Two seasons (100 and 170 rows): the batch scores are the history scores less the highest score
+    around either season back (what :func:`seasonal_excess` does, tested on its own), and the online
+    scorer, keeping only the longer season of scores, gives the same scores and alarms."""
+    from aeflow.evaluation.thresholds import seasonal_excess
+
+    d = _with_history(detector, season_rows=[100, 170], season_tolerance=2, cooldown=5)
+    values = _series(460, seed=4)
+    values[100:103, 0] += 6  # a fault ...
+    values[200:203, 0] += 6  # ... one short season later
+    values[370:373, 0] += 6  # ... and one long season after that
+    values[440, 1] -= 8  # a spike at a new time
+    scores = d.score(values)
+    plain = _with_history(detector, cooldown=5).score(values)
+    np.testing.assert_allclose(scores, seasonal_excess(plain, [100, 170], 2))
+    only_short = _with_history(detector, season_rows=100, season_tolerance=2, cooldown=5).score(values)
+    assert (scores <= only_short + 1e-9).all() and scores[370:376].max() < only_short[370:376].max() - 20
+    alarms = d.alarms(d.flags(scores))
+    scorer, online, online_alarms = _online(d, values)
+    np.testing.assert_allclose(online, scores, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(online_alarms, alarms)
+    assert len(scorer.past_scores) == 172  # the longer season + tolerance
+    assert alarms[100:110].any() and alarms[440:445].any()
 
 
 def test_a_short_request_is_scored_against_the_reference_level(detector):
@@ -344,11 +373,12 @@ def test_season_in_rows_follows_the_sampling_interval():
 
     ts = pd.date_range("2024-01-01", periods=50, freq="5min").astype(str)
     series = SimpleNamespace(name="pump", frame=pd.DataFrame({"timestamp": ts}))
-    assert season_rows(series, ThresholdParams(season="1D")) == 288
-    assert season_rows(series, ThresholdParams(season="12h")) == 144
-    assert season_rows(series, ThresholdParams()) == 0
+    assert season_rows(series, ThresholdParams(season="1D")) == [288]
+    assert season_rows(series, ThresholdParams(season="12h")) == [144]
+    assert season_rows(series, ThresholdParams(season=["1D", "7D"])) == [288, 2016]
+    assert season_rows(series, ThresholdParams()) == []
     with pytest.raises(DataError, match=r"pump: sensor.threshold.season '10min' is 2 row\(s\).*Fix"):
-        season_rows(series, ThresholdParams(season="10min", season_tolerance=2))
+        season_rows(series, ThresholdParams(season=["1D", "10min"], season_tolerance=2))
 
 
 def test_attribution_counts_flagged_fault_readings_and_pools_by_reading():

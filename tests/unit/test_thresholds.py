@@ -226,8 +226,11 @@ def test_history_stats_and_params_checks():
         ThresholdParams(season="daily")
     with pytest.raises(ValueError, match="not a positive duration"):
         ThresholdParams(season="-1D")
-    assert ThresholdParams(season="12h").season_seconds() == 43200.0
-    assert ThresholdParams().season_seconds() is None
+    with pytest.raises(ValueError, match=r"season 'weekly' is not a positive duration.*\[1D, 7D\]"):
+        ThresholdParams(season=["1D", "weekly"])
+    assert ThresholdParams(season="12h").season_seconds() == [43200.0]
+    assert ThresholdParams(season=["1D", "7D"]).season_seconds() == [86400.0, 604800.0]
+    assert ThresholdParams().season_seconds() == [] == ThresholdParams(season=[]).season_seconds()
     thr, d = choose_threshold(np.array([0.0, 1.0, 2.0, 5.0]), ThresholdParams(method="fixed", value=1.5))
     assert thr == 1.5 and d["val_exceedance"] == 0.5 and "threshold.value" in d["explanation"]
     p = ThresholdParams(method="fixed", value=3.0, history=100)
@@ -240,6 +243,11 @@ def test_history_stats_and_params_checks():
     p = ThresholdParams(method="fixed", value=3.0, history=100, season="1D")
     assert (
         "its highest value at the same time one season (1D) earlier,"
+        in choose_threshold(np.zeros(5), p)[1]["explanation"]
+    )
+    p = ThresholdParams(method="fixed", value=3.0, history=100, season=["1D", "7D"])
+    assert (
+        "at the same time one season (1D and 7D) earlier,"
         in choose_threshold(np.zeros(5), p)[1]["explanation"]
     )
 
@@ -258,6 +266,14 @@ def test_seasonal_excess_hand_computed():
     np.testing.assert_array_equal(neg[3:], [2.0, 2.0, 2.0])
     with pytest.raises(ParamsError, match="longer than its tolerance"):
         seasonal_excess(s, period=2, tolerance=2)
+    with pytest.raises(ParamsError, match="a season of 2 rows must be longer"):
+        seasonal_excess(s, period=[4, 2], tolerance=2)
+    np.testing.assert_array_equal(seasonal_excess(s, period=[4], tolerance=1), out)  # one season in a list
+    # two seasons, 3 and 6 rows, tolerance 0: the higher score of the two rows back
+    two = seasonal_excess(s, period=[3, 6], tolerance=0)
+    np.testing.assert_array_equal(two[:3], s[:3])  # no row back for either
+    assert two[3] == 2.0 and two[5] == 4.0 - 1.0  # only 3 rows back: s[0] = 0, s[2] = 1
+    assert two[7] == 9.0 - 5.0 and two[9] == 6.0 - 3.0  # s[4] = -1 (as 0) and s[1] = 5; s[6] = 3 and s[3] = 2
 
 
 def test_seasonal_excess_silences_a_daily_job_and_keeps_a_new_fault():
@@ -275,6 +291,26 @@ def test_seasonal_excess_silences_a_daily_job_and_keeps_a_new_fault():
     assert out[np.array(jobs)].max() < 2.0  # every later night: within the noise
     assert out[40 + np.arange(-1, 2)].max() > 7.0  # the first night has no yesterday
     assert out[6 * day + 200] > 6.0 and out[8 * day + 40] > 10.0
+
+
+def test_a_weekly_season_silences_what_recurs_a_week_later_and_keeps_a_new_fault():
+    """With a day and a week: a dip every Sunday (no news a week later, though yesterday looked different)
+    stops counting after its first week; a fault on a weekday still stands out."""
+    rng = np.random.default_rng(4)
+    day, week = 48, 7 * 48
+    s = rng.normal(0.0, 0.3, 5 * week)
+    for w in range(5):
+        s[w * week + 6 * day + 10 : w * week + 6 * day + 30] = 6.0  # every Sunday, midday
+    s[3 * week + 2 * day + 20] = 8.0  # a Wednesday fault
+    daily = seasonal_excess(s, period=day, tolerance=2)
+    both = seasonal_excess(s, period=[day, week], tolerance=2)
+    sundays = np.concatenate(
+        [np.arange(w * week + 6 * day + 10, w * week + 6 * day + 30) for w in range(1, 5)]
+    )
+    assert daily[sundays].min() > 4.0  # the day before was quiet: every Sunday is news to a daily season
+    assert both[sundays].max() < 2.0  # a week before it was as high: no news
+    assert both[3 * week + 2 * day + 20] > 6.0  # the fault is news to both
+    assert np.all(both <= daily + 1e-12)  # a second season only ever takes away
 
 
 def test_alarm_points_one_alarm_per_cooldown():

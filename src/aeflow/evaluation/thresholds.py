@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -250,13 +251,15 @@ def relative_to_history(
     return (smoothed - mu) / np.maximum(sd, MIN_STD)
 
 
-def seasonal_excess(scores: np.ndarray, period: int, tolerance: int) -> np.ndarray:
+def seasonal_excess(scores: np.ndarray, period: int | Sequence[int], tolerance: int) -> np.ndarray:
     """How far each score rises above the highest score one season earlier.
 
     ``out[i] = s[i] − max(0, max(s[i-period-tolerance .. i-period+tolerance]))`` (indices below 0 are
     left out; rows with no row a season back keep their score). ``period`` is a season in rows (a day of
     readings, say) and must exceed ``tolerance`` so that only the past is used; an online monitor that
-    keeps the last ``period + tolerance`` scores reproduces these values.
+    keeps the last ``period + tolerance`` scores reproduces these values. Several periods (a day and a
+    week) take the highest score around each of them: a score is news only if it was lower at the same
+    time one day *and* one week earlier.
 
     Why: real systems repeat themselves — a nightly backup, a shift change, a batch job at 03:25 — and a
     detector trained on a short stretch of data flags each repetition afresh (a one-row spike once a day is
@@ -265,22 +268,26 @@ def seasonal_excess(scores: np.ndarray, period: int, tolerance: int) -> np.ndarr
     """
     import pandas as pd
 
-    if period <= tolerance or tolerance < 0:
-        raise ParamsError(f"a season of {period} rows must be longer than its tolerance of {tolerance} rows")
+    periods = [int(period)] if isinstance(period, int | np.integer) else [int(p) for p in period]
+    for p in periods:
+        if p <= tolerance or tolerance < 0:
+            raise ParamsError(f"a season of {p} rows must be longer than its tolerance of {tolerance} rows")
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     out = s.copy()
-    if len(s) <= period - tolerance:
-        return out
+    ref = np.full(len(s), np.nan)  # the highest score around one season back, over the seasons
     around = pd.Series(s).rolling(2 * tolerance + 1, center=True, min_periods=1).max().to_numpy()
-    # around[j] is the max over s[j-tol .. j+tol]; row i looks at j = i - period (clipped at the start).
+    firsts = np.maximum.accumulate(s)  # firsts[k] is the max over s[0 .. k]
     rows = np.arange(len(s))
-    j = rows - period
-    early = (j < 0) & (j + tolerance >= 0)  # the season-back window starts before row 0
-    ref = np.full(len(s), np.nan)
-    ref[j >= 0] = around[j[j >= 0]]
-    if early.any():
-        firsts = np.maximum.accumulate(s)  # max over s[0 .. k]
-        ref[early] = firsts[j[early] + tolerance]
+    for p in periods:
+        if len(s) <= p - tolerance:
+            continue
+        # around[j] is the max over s[j-tol .. j+tol]; row i looks at j = i - p (clipped at the start).
+        j = rows - p
+        early = (j < 0) & (j + tolerance >= 0)  # the season-back window starts before row 0
+        back = np.full(len(s), np.nan)
+        back[j >= 0] = around[j[j >= 0]]
+        back[early] = firsts[j[early] + tolerance]
+        ref = np.fmax(ref, back)  # NaN (no row a season back) takes the other season's
     has = ~np.isnan(ref)
     out[has] = s[has] - np.maximum(ref[has], 0.0)
     return out
@@ -464,9 +471,11 @@ def choose_threshold(
             if p.history_outlier is not None:
                 kept_out = f"rows above {p.history_outlier:g}, up to {p.history_outlier_rows} in a row"
                 what += f" (less those of {kept_out})"
-        if p.season:
-            what += f", less its highest value at the same time one season ({p.season}) earlier"
-        if p.history or p.season:
+        if p.seasons:
+            what += (
+                f", less its highest value at the same time one season ({' and '.join(p.seasons)}) earlier"
+            )
+        if p.history or p.seasons:
             what += ","
         details["smoothing"] = p.smoothing
     if p.method == "percentile":

@@ -27,11 +27,12 @@ class AnomalyDetector:
     readings of the window that ends at that row. Its score is the trailing mean of the last ``smoothing``
     errors, or, with ``history`` > 0, that mean in standard deviations above the ``history`` errors before
     it (:func:`~aeflow.evaluation.thresholds.relative_to_history`; ``history_ref``, the validation
-    segment's error mean and std, stands in while a series has too little past). With ``season_rows`` > 0
-    the score is then reduced by the highest score ``season_rows`` rows earlier (± ``season_tolerance``;
-    :func:`~aeflow.evaluation.thresholds.seasonal_excess`). A row is flagged when its score exceeds
-    ``threshold``; a flagged row raises an alarm unless one was raised within the last
-    ``cooldown`` rows. Every step only looks back, so batch and online scoring agree (to round-off).
+    segment's error mean and std, stands in while a series has too little past). With ``season_rows`` (a
+    number of rows per season, e.g. a day's and a week's) the score is then reduced by the highest score
+    that many rows earlier (± ``season_tolerance``; :func:`~aeflow.evaluation.thresholds.seasonal_excess`).
+    A row is flagged when its score exceeds ``threshold``; a flagged row raises an alarm unless one was
+    raised within the last ``cooldown`` rows. Every step only looks back, so batch and online scoring
+    agree (to round-off).
 
     A model of several members (``model.members`` > 1, :mod:`aeflow.models.ensemble`) is scored member by
     member up to the history step (each relative to its own past, ``history_ref`` then holds one (μ, σ) per
@@ -65,7 +66,9 @@ class AnomalyDetector:
         self.history_outlier = float(outlier) if outlier is not None else None
         self.history_outlier_rows = int(config.get("history_outlier_rows") or 0)
         self.cooldown = int(config.get("cooldown") or 0)
-        self.season = int(config.get("season_rows") or 0)
+        rows = config.get("season_rows") or []  # one number in detectors trained before several seasons
+        #: each season in rows (empty: no season step)
+        self.seasons = [int(r) for r in rows] if isinstance(rows, list | tuple) else [int(rows)]
         self.season_tolerance = int(config.get("season_tolerance") or 0)
         self.threshold = float(config["threshold"]) if config.get("threshold") is not None else float("inf")
         self.scaler = Scaler.from_json(config["scaler"])
@@ -234,7 +237,7 @@ class AnomalyDetector:
     def _seasonal(self, scores: np.ndarray) -> np.ndarray:
         from aeflow.evaluation.thresholds import seasonal_excess
 
-        return seasonal_excess(scores, self.season, self.season_tolerance) if self.season else scores
+        return seasonal_excess(scores, self.seasons, self.season_tolerance) if self.seasons else scores
 
     def alarms(self, flags: np.ndarray) -> np.ndarray:
         """Rows that raise an alarm: flagged, and no alarm within the previous ``cooldown`` rows."""
@@ -381,7 +384,9 @@ class StreamScorer:
         self.recent_sensors: deque[np.ndarray] = deque(maxlen=detector.smoothing)
         #: each sensor's share of the last pushed row's score (as :meth:`AnomalyDetector.score_and_shares`)
         self.shares = np.full(len(detector.sensors), 1.0 / len(detector.sensors))
-        self.past_scores: deque[float] = deque(maxlen=detector.season + detector.season_tolerance)
+        self.past_scores: deque[float] = deque(
+            maxlen=max(detector.seasons, default=0) + detector.season_tolerance
+        )
         self.rows = 0
         self.last_alarm: int | None = None
         self.alarm = False
@@ -435,12 +440,12 @@ class StreamScorer:
 
     def _seasonal(self, score: float) -> float:
         """The score above the highest one a season earlier (as :func:`seasonal_excess`), then kept."""
-        if not self.d.season:
+        if not self.d.seasons:
             return score
-        period, tol = self.d.season, self.d.season_tolerance
+        tol = self.d.season_tolerance
         past = self.past_scores  # past[-k] is the score k rows back
         # rows i-period-tol .. i-period+tol are k = period+tol .. period-tol rows back
-        back = [past[-k] for k in range(period - tol, period + tol + 1) if k <= len(past)]
+        back = [past[-k] for p in self.d.seasons for k in range(p - tol, p + tol + 1) if k <= len(past)]
         self.past_scores.append(score)
         return score - max(max(back), 0.0) if back else score
 

@@ -30,20 +30,24 @@ def segments(series: Any, params: Params) -> dict[str, tuple[int, int]]:
     return split_bounds(len(series.frame), params.sensor.ingest, series.nab, series.frame["timestamp"])
 
 
-def season_rows(series: Any, p: ThresholdParams) -> int:
-    """``sensor.threshold.season`` in rows of this series (its median sampling interval); 0 when off."""
-    seconds = p.season_seconds()
-    if seconds is None:
-        return 0
+def season_rows(series: Any, p: ThresholdParams) -> list[int]:
+    """Each of ``sensor.threshold.season`` in rows of this series (its median sampling interval); empty
+    when off."""
+    all_seconds = p.season_seconds()
+    if not all_seconds:
+        return []
     import pandas as pd
 
     ts = pd.to_datetime(series.frame["timestamp"])
     step = ts.diff().dt.total_seconds().median() if len(ts) > 1 else float("nan")
-    rows = round(seconds / step) if step > 0 else 0  # NaN (one row) compares False
-    if rows <= p.season_tolerance:
-        raise DataError(
-            f"{series.name}: sensor.threshold.season {p.season!r} is {rows} row(s) at this series' "
-            f"sampling interval ({step:g} s), not more than season_tolerance ({p.season_tolerance}). "
-            "Fix: lengthen the season, lower season_tolerance, or set season: null."
-        )
-    return rows
+    out = []
+    for season, seconds in zip(p.seasons, all_seconds, strict=True):
+        rows = round(seconds / step) if step > 0 else 0  # NaN (one row) compares False
+        if rows <= p.season_tolerance:
+            raise DataError(
+                f"{series.name}: sensor.threshold.season {season!r} is {rows} row(s) at this series' "
+                f"sampling interval ({step:g} s), not more than season_tolerance ({p.season_tolerance}). "
+                "Fix: lengthen the season, lower season_tolerance, or set season: null."
+            )
+        out.append(rows)
+    return out
