@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -302,7 +303,7 @@ def score_spark(
     # the model's copy for the executors lives as long as the job, not in the temp folder after the run
     shipping = tempfile.TemporaryDirectory(prefix="aeflow-score-")
     try:
-        paths = [str(f.resolve()) for f in files]
+        paths = spark_paths(files)
         if files[0].suffix.lower() == ".csv":
             # every column as text, as the pandas engine carries the ones the model does not read; the
             # model's own columns become its types, and a text that is no number stops here, named
@@ -312,7 +313,7 @@ def score_spark(
             check_casts(spark.read.csv(paths, header=True, inferSchema=False), model, files)
         else:
             df = spark.read.parquet(*paths)
-        df = df.withColumn(SOURCE, F.element_at(F.split(F.input_file_name(), "/"), -1))
+        df = df.withColumn(SOURCE, source_name())
         answer_ddl = ", ".join(f"`{name}` {_SPARK_TYPES.get(kind, 'string')}" for name, kind in model.outputs)
         shipped = ship_model(spark, model.uri, Path(shipping.name))
         if model.unit == "series":
@@ -341,6 +342,27 @@ def score_spark(
         "session_seconds": round(started, 3),
         "output": str(out),
     }
+
+
+#: what Hadoop reads as a glob pattern in a path (Spark takes every input path as one)
+_GLOB = re.compile(r"([\\\[\]{}*?])")
+
+
+def spark_paths(files: list[Path]) -> list[str]:
+    """The input files as Spark is to read them: absolute, glob characters escaped. Spark takes each path
+    as a pattern, so unescaped a file named ``a[1].csv`` is "not found" and ``c*.csv`` would also read
+    every other file starting with ``c``."""
+    return [_GLOB.sub(r"\\\1", str(f.resolve())) for f in files]
+
+
+def source_name() -> Any:
+    """The ``source`` column on Spark: each row's input file name as the pandas engine writes it. Spark
+    knows the file as a URI, percent-encoded (``part%201.csv`` for ``part 1.csv``, ``a%5B1%5D.csv`` for
+    ``a[1].csv``); decoded here, a literal ``+`` kept (``url_decode`` would read it as a space)."""
+    from pyspark.sql import functions as F
+
+    name = F.substring_index(F.input_file_name(), "/", -1)
+    return F.url_decode(F.regexp_replace(name, r"\+", "%2B"))
 
 
 def parquet_rows(folder: Path) -> int:

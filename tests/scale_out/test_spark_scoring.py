@@ -25,6 +25,10 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SENSORS = ["a", "b", "c"]
+#: file names as people write them: Spark knows a file as a percent-encoded URI (a space is ``%20``) and
+#: reads a path as a glob pattern (``[b+c]`` is one character of three); ``source`` is the name as it is
+TABLE_FILES = ("part-1.csv", "part 2 [b+c]%.csv")
+PLANT_FILES = ("plant-1.csv", "plant 2+{east}.csv")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -50,7 +54,8 @@ def java(tmp_path_factory) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory) -> tuple[Path, Path]:
     """A tabular pyfunc (briefly trained on correlated columns) and a folder of two CSV files to score,
-    with an ``id`` column the model does not know (carried along)."""
+    with an ``id`` column the model does not know (carried along); the second file's name has a space,
+    glob characters, ``+`` and ``%``."""
     from aeflow.params import parse_params
     from aeflow.training.service import fit_model
     from aeflow.usecases.tabular.encoding import Encoder
@@ -81,14 +86,15 @@ def tables(tmp_path_factory) -> tuple[Path, Path]:
     test = frame.iloc[3000:].reset_index(drop=True)
     test.iloc[::50, 3] += 8.0  # some rows far off: flagged ones, named by their column
     test.insert(0, "id", np.arange(len(test)))
-    test.iloc[:1800].to_csv(data / "part-1.csv", index=False)
-    test.iloc[1800:].to_csv(data / "part-2.csv", index=False)
+    test.iloc[:1800].to_csv(data / TABLE_FILES[0], index=False)
+    test.iloc[1800:].to_csv(data / TABLE_FILES[1], index=False)
     return pyfunc, data
 
 
 @pytest.fixture(scope="module")
 def sensors(tmp_path_factory) -> tuple[Path, Path]:
-    """A sensor detector pyfunc and a folder with two series, one per file, of different lengths."""
+    """A sensor detector pyfunc and a folder with two series, one per file, of different lengths (the
+    second file's name with a space, ``+`` and glob characters)."""
     from aeflow.models.registry import build_model
     from aeflow.usecases.sensor.serving import save_pyfunc
     from aeflow.usecases.sensor.windows import Scaler
@@ -116,8 +122,8 @@ def sensors(tmp_path_factory) -> tuple[Path, Path]:
     pyfunc = save_pyfunc(model, root / "model")
     data = root / "plants"
     data.mkdir()
-    first.to_csv(data / "plant-1.csv", index=False)
-    series(450, 1).to_csv(data / "plant-2.csv", index=False)
+    first.to_csv(data / PLANT_FILES[0], index=False)
+    series(450, 1).to_csv(data / PLANT_FILES[1], index=False)
     return pyfunc, data
 
 
@@ -167,7 +173,7 @@ def test_tables_score_the_same_on_spark_and_pandas(java, tables, tmp_path):
     far = a["id"].astype(int) % 50 == 0  # carried along as the text it was
     assert a.loc[far, "flag"].mean() > 0.9 and a.loc[~far, "flag"].mean() < 0.1
     assert (a.loc[far & a["flag"], "feature_1"] == "c03").mean() > 0.9
-    assert set(a["source"]) == {"part-1.csv", "part-2.csv"}
+    assert set(a["source"]) == set(b["source"]) == set(TABLE_FILES)
 
 
 def spark_answers(model: Path, data: Path, out: Path, env: dict[str, str]) -> tuple[pd.DataFrame, str]:
@@ -219,7 +225,8 @@ def test_a_damaged_class_archive_is_dropped_and_the_run_goes_on(java, tables, tm
 def test_sensors_keep_one_state_per_series_on_spark_and_pandas(java, sensors, tmp_path):
     model, data = sensors
     pandas_out, spark_out = both_engines(model, data, tmp_path)
-    for name, n in (("plant-1.csv", 700), ("plant-2.csv", 450)):
+    assert set(pandas_out["source"]) == set(spark_out["source"]) == set(PLANT_FILES)
+    for name, n in zip(PLANT_FILES, (700, 450), strict=True):
         a = pandas_out[pandas_out["source"] == name].reset_index(drop=True)
         b = spark_out[spark_out["source"] == name].sort_values("timestamp").reset_index(drop=True)
         assert len(a) == len(b) == n
@@ -238,8 +245,8 @@ def test_series_column_and_order_split_one_file(sensors, tmp_path):
     model, data = sensors
     one = pd.concat(
         [
-            pd.read_csv(data / "plant-1.csv").assign(plant="p1"),
-            pd.read_csv(data / "plant-2.csv").assign(plant="p2"),
+            pd.read_csv(data / PLANT_FILES[0]).assign(plant="p1"),
+            pd.read_csv(data / PLANT_FILES[1]).assign(plant="p2"),
         ]
     ).sample(frac=1.0, random_state=0)
     one.to_csv(tmp_path / "mixed.csv", index=False)
@@ -252,7 +259,7 @@ def test_series_column_and_order_split_one_file(sensors, tmp_path):
     import mlflow.pyfunc
 
     pyfunc = mlflow.pyfunc.load_model(str(model))
-    for plant, name in (("p1", "plant-1.csv"), ("p2", "plant-2.csv")):
+    for plant, name in zip(("p1", "p2"), PLANT_FILES, strict=True):
         mine = got[got["plant"] == plant].reset_index(drop=True)
         expected = pyfunc.predict(pd.read_csv(data / name))
         np.testing.assert_allclose(mine["score"], expected["score"], rtol=1e-6, atol=0)
@@ -261,12 +268,12 @@ def test_series_column_and_order_split_one_file(sensors, tmp_path):
 def test_bad_input_stops_before_work_and_keeps_the_old_output(tables, tmp_path):
     model, data = tables
     out = tmp_path / "scores.parquet"
-    ok = aeflow_score("--model", str(model), "--input", str(data / "part-1.csv"), "--output", str(out))
+    ok = aeflow_score("--model", str(model), "--input", str(data / TABLE_FILES[0]), "--output", str(out))
     assert ok.returncode == 0, ok.stderr
     before = out.read_bytes()
     broken = tmp_path / "broken"
     broken.mkdir()
-    pd.read_csv(data / "part-1.csv").drop(columns=["c05"]).to_csv(broken / "rows.csv", index=False)
+    pd.read_csv(data / TABLE_FILES[0]).drop(columns=["c05"]).to_csv(broken / "rows.csv", index=False)
     for engine in ("pandas", "spark"):
         res = aeflow_score(
             "--model", str(model), "--input", str(broken), "--output", str(out), "--engine", engine
