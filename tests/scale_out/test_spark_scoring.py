@@ -216,9 +216,15 @@ def test_a_damaged_class_archive_is_dropped_and_the_run_goes_on(java, tables, tm
     damaged = tmp_path / "classes.jsa"
     with java.open("rb") as whole:
         damaged.write_bytes(whole.read(5_000_000))
-    answers, said = spark_answers(model, data, tmp_path / "out", {ARCHIVE_ENV: str(damaged)})
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    answers, said = spark_answers(
+        model, data, tmp_path / "out", {ARCHIVE_ENV: str(damaged), "TMPDIR": str(temp)}
+    )
     assert f"did not start from the class archive {damaged}" in said and "starting from the jars" in said
     assert not damaged.exists()
+    # the crashed JVM's report went to the temp folder, not the folder the user ran the command in
+    assert [p.name.startswith("aeflow-spark-jvm-crash-") for p in temp.glob("*.log")] == [True]
     assert len(answers) == 3000 and answers["score"].notna().all()
 
 
