@@ -21,9 +21,10 @@ folder with ``params.yaml``'s sensor settings, twice:
   These NAB settings were picked by looking at NAB scores on these files, as NAB's own published scores
   pick each detector's threshold on the whole corpus; so the run also prints cross-validated scores:
   season, history outlier level, threshold and cooldown chosen on the other NAB folders (and on the other
-  folds of a 5-fold split over files) and scored on each held-out group in turn. With several
-  ``--nab-seeds`` it also scores, from those runs, detectors that average the scores of 2 and of 3 seeds'
-  models (every combination: how much steadier they are).
+  folds of a 5-fold split over files: the files in name order, and the mean over 20 random deals) and
+  scored on each held-out group in turn. With several ``--nab-seeds`` it also scores, from those runs,
+  detectors that average the scores of 2 and of 3 seeds' models (every combination: how much steadier
+  they are).
 
 Then the registered pyfunc detector: scoring throughput in windows/s on CPU with each flagged reading's
 sensors attributed (target ≥ 50,000) and the p50/p99 latency of 1-row requests to ``mlflow models serve``.
@@ -139,6 +140,9 @@ same day a week earlier, or also two days earlier."""
 
 
 KFOLD = 5
+KFOLD_DEALS = 20
+"""Random deals of the files into ``KFOLD`` folds for the repeated k-fold: one deal's score depends on which
+files share a fold (the name-order deal puts five of the hardest files in one), the mean over deals less."""
 
 
 Setting = tuple[Season, float | None, float, int]
@@ -248,32 +252,44 @@ def cross_validated(table: Table) -> dict[str, tuple[float, list[tuple[str, Sett
     ``NAB_THRESHOLD`` was picked by looking at the whole corpus (as NAB's published scores pick each
     detector's threshold), so these are the numbers to expect on series the settings have not seen.
     """
+    names = sorted(table)
+    return {
+        "folder": held_out(table, {n: n.split("/")[0] for n in names}),
+        "kfold": held_out(table, {n: f"fold {i % KFOLD + 1}" for i, n in enumerate(names)}),
+    }
+
+
+def repeated_kfold(table: Table, deals: int = KFOLD_DEALS) -> list[float]:
+    """``kfold`` of :func:`cross_validated` over ``deals`` random deals of the files into ``KFOLD`` folds
+    (deal ``i`` shuffled with seed ``i``): one score per deal."""
+    import random
+
+    names = sorted(table)
+    out = []
+    for deal in range(deals):
+        order = random.Random(deal).sample(names, len(names))
+        out.append(held_out(table, {n: f"fold {i % KFOLD + 1}" for i, n in enumerate(order)})[0])
+    return out
+
+
+def held_out(table: Table, group_of: dict[str, str]) -> tuple[float, list[tuple[str, Setting, float]]]:
+    """Each group of files (``group_of``: file → group) scored with the grid's setting best on the other
+    groups: the score over all files and, per group, (group, setting chosen, score)."""
     from aeflow.usecases.sensor.nab import normalised_score
 
     names = sorted(table)
-    groupings = {
-        "folder": {n: n.split("/")[0] for n in names},
-        "kfold": {n: f"fold {i % KFOLD + 1}" for i, n in enumerate(names)},
-    }
     steps = sorted({g[:2] for per in table.values() for g in per}, key=lambda k: (k[0], k[1] or 0.0))
     grid = [(*k, v, c) for k in steps for v in CV_VALUES for c in CV_COOLDOWNS]
-
-    def summed(files: list[str], setting: Setting) -> list[float]:
-        return [sum(table[f][setting][i] for f in files) for i in range(3)]
-
-    out = {}
-    for how, group_of in groupings.items():
-        groups = sorted(set(group_of.values()))
-        total, rows = [0.0, 0.0, 0.0], []
-        for held in groups:
-            rest = [f for f in names if group_of[f] != held]
-            mine = [f for f in names if group_of[f] == held]
-            chosen = max(grid, key=lambda g: normalised_score(*summed(rest, g)))
-            acc = summed(mine, chosen)
-            total = [t + a for t, a in zip(total, acc, strict=True)]
-            rows.append((held, chosen, normalised_score(*acc)))
-        out[how] = (normalised_score(*total), rows)
-    return out
+    parts = np.array([[table[f][g] for g in grid] for f in names])  # file × setting × (raw, null, perfect)
+    total, rows = np.zeros(3), []
+    for held in sorted(set(group_of.values())):
+        mine = np.array([group_of[f] == held for f in names])
+        rest = parts[~mine].sum(axis=0)
+        chosen = max(range(len(grid)), key=lambda i: normalised_score(*rest[i]))
+        acc = parts[mine, chosen].sum(axis=0)
+        total += acc
+        rows.append((held, grid[chosen], normalised_score(*acc)))
+    return normalised_score(*total), rows
 
 
 def fmt_outlier(level: float | None) -> str:
@@ -284,7 +300,7 @@ def seed_ensembles(scored: dict[int, Scored], size: int, fixed: Setting) -> list
     """NAB scores of detectors that average the scores of ``size`` independently trained detectors (one per
     seed, each relative to its own history), for every ``size``-combination of the seeds in ``scored``
     (``nab_scores`` by seed): ``fixed`` (at ``fixed``, the run's threshold value and cooldown), ``folder``
-    and ``kfold`` (``cross_validated``).
+    and ``kfold`` (``cross_validated``) and ``deals`` (the mean of ``repeated_kfold``).
 
     Why: each file's detector learns from a few hundred readings, so whether an anomaly window's score
     clears the threshold depends on the initial weights (a second window after a large first anomaly, say);
@@ -304,7 +320,14 @@ def seed_ensembles(scored: dict[int, Scored], size: int, fixed: Setting) -> list
         table = score_table(mean, (fixed,))
         parts = [sum(per[fixed][i] for per in table.values()) for i in range(3)]
         cv = cross_validated(table)
-        out.append({"fixed": normalised_score(*parts), "folder": cv["folder"][0], "kfold": cv["kfold"][0]})
+        out.append(
+            {
+                "fixed": normalised_score(*parts),
+                "folder": cv["folder"][0],
+                "kfold": cv["kfold"][0],
+                "deals": float(np.mean(repeated_kfold(table))),
+            }
+        )
     return out
 
 
@@ -416,7 +439,8 @@ def nab_run(
     outliers = tuple(dict.fromkeys((*CV_OUTLIERS, nab_threshold.get("history_outlier"))))
     seasons = tuple(dict.fromkeys((*CV_SEASONS, season_key(nab_threshold.get("season")))))
     scored = nab_scores(tmp, outliers, seasons, int(nab_threshold.get("season_tolerance", 2)))
-    cv = cross_validated(score_table(scored))
+    grid_table = score_table(scored)
+    cv = cross_validated(grid_table)
     labels = {"folder": "the other folders", "kfold": f"the other folds (files dealt into {KFOLD})"}
     for how, label in labels.items():
         score, groups = cv[how]
@@ -431,8 +455,14 @@ def nab_run(
             + f"; all files {score:.1f}"
         )
     out = {m: float(res["summary"][m]["nab_standard"]) for m in METHODS if m in res["summary"]}
+    deals = repeated_kfold(grid_table)
+    print(
+        f"autoencoder with the same grid chosen on the other folds of {len(deals)} random deals of the files "
+        f"into {KFOLD}: mean {np.mean(deals):.1f} (deals {min(deals):.1f}–{max(deals):.1f})"
+    )
     out["cross_validated"] = cv["folder"][0]
     out["cross_validated_kfold"] = cv["kfold"][0]
+    out["cross_validated_kfold_deals"] = float(np.mean(deals))
     return out, scored
 
 
@@ -561,6 +591,7 @@ def nab(base: dict, nab_threshold: dict, seeds: list[int], nab_dir: Path, tmp: P
     ways = {
         "cross_validated": "leave one folder out",
         "cross_validated_kfold": f"{KFOLD}-fold over files",
+        "cross_validated_kfold_deals": f"{KFOLD}-fold, {KFOLD_DEALS} deals",
     }
     for key, label in ways.items():
         scores = [r[key] for r in runs.values()]
@@ -584,6 +615,7 @@ def nab(base: dict, nab_threshold: dict, seeds: list[int], nab_dir: Path, tmp: P
         "fixed": f"at {fixed[2]:g} σ, cooldown {fixed[3]}",  # and the run's season and history_outlier
         "folder": ways["cross_validated"],
         "kfold": ways["cross_validated_kfold"],
+        "deals": ways["cross_validated_kfold_deals"],
     }
     for size in range(2, min(3, len(seeds)) + 1):
         combos = seed_ensembles(scored, size, fixed)
