@@ -142,7 +142,8 @@ same day a week earlier, or also two days earlier."""
 KFOLD = 5
 KFOLD_DEALS = 20
 """Random deals of the files into ``KFOLD`` folds for the repeated k-fold: one deal's score depends on which
-files share a fold (the name-order deal puts five of the hardest files in one), the mean over deals less."""
+files share a fold (the name-order deal puts three of the five lowest-scoring files into fold 4), the mean
+over deals less."""
 
 
 Setting = tuple[Season, float | None, float, int]
