@@ -242,6 +242,14 @@ class ThresholdParams(ThresholdRule):
     the highest score one season earlier for each: what recurred yesterday *or* the same day last week
     (a Monday batch, a weekend dip) is no news. ``null`` turns it off.
 
+    ``season_readings`` (with ``season`` and ``history``): each row's readings are also compared with the
+    closest readings around the same time one season earlier (any of the seasons), that difference is
+    measured against its own past as the errors are, and a row scores the higher of the two. An error
+    judges a window's shape, and a holiday is shaped like an ordinary Sunday: a series that repeats daily
+    or weekly says what to expect at each time, so a reading unlike yesterday's and last week's at that
+    time is news even where the model reconstructs it well
+    (:func:`~aeflow.evaluation.thresholds.seasonal_difference`).
+
     ``flatline_min_run``: a sensor that repeats one exact reading for this many samples, and for twice
     the longest repeat it showed in training, is flagged as stuck (0 turns the guard off); a frozen value
     is the one fault a reconstruction error cannot see. ``flatline_risk``: the run must also be one a
@@ -257,6 +265,7 @@ class ThresholdParams(ThresholdRule):
     cooldown: Annotated[int, Field(ge=0, le=1_000_000)] = 48
     season: str | list[str] | None = None
     season_tolerance: Annotated[int, Field(ge=0, le=10000)] = 2
+    season_readings: bool = False
     flatline_min_run: Annotated[int, Field(ge=0, le=10000)] = 4
     flatline_risk: Annotated[float, Field(gt=0, lt=0.5)] = 1e-4
 
@@ -267,6 +276,12 @@ class ThresholdParams(ThresholdRule):
             raise ValueError(
                 f"history ({self.history}) must be at least twice smoothing ({self.smoothing}): the recent "
                 "errors are compared with a longer past. Fix: raise history or set it to 0."
+            )
+        if self.season_readings and not (self.season and self.history):
+            raise ValueError(
+                "season_readings compares readings with the same time one season earlier, relative to their "
+                f"past, and season is {self.season!r}, history {self.history}. Fix: set season (e.g. 1D) and "
+                "history (e.g. 8640), or season_readings: false."
             )
         if self.history_outlier is not None and not self.history:
             raise ValueError(

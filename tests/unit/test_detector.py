@@ -447,3 +447,59 @@ def test_an_ensemble_scores_the_mean_of_its_members_each_on_its_own_scale(detect
     assert (shares[flagged].argmax(axis=1) == 1).all()  # sensor b named
     with pytest.raises(DataError, match="2 history_ref pairs for a model of 3 members"):
         AnomalyDetector(model, {**base, "history_ref": refs[:2]})
+
+
+def _with_readings(detector: AnomalyDetector, seasons: list[int], **cfg: object) -> AnomalyDetector:
+    """The history detector comparing readings with ``seasons`` back (± 2 rows), its reference level
+    measured on normal readings as the train stage does."""
+    from aeflow.usecases.sensor.detector import season_readings_ref
+
+    ref = season_readings_ref(detector.scaled(_series(600, seed=5)), seasons, 2, slice(300, 600))
+    return _with_history(
+        detector, season_rows=seasons, season_tolerance=2, cooldown=5, season_readings_ref=ref, **cfg
+    )
+
+
+def test_readings_unlike_a_season_back_are_flagged_and_attributed(detector):
+    """A contextual fault: sensor b reads values it reads every cycle, half a cycle early (the sine's period
+    is about 126 rows). Each window is shaped as usual, so the errors do not flag it; compared with the
+    readings one and two cycles back, most of its rows are flagged, each named on b, and nothing else is
+    flagged (two seasons: the cycle after the fault finds its match two cycles back). Batch and online
+    agree on scores, alarms and shares, the online scorer keeping the longer season of readings."""
+    from aeflow.usecases.sensor.detector import season_readings_ref
+
+    values = _series(700, seed=7)
+    values[400:460, 1] = _series(763, seed=7)[463:523, 1]  # b, 63 rows (half a cycle) ahead
+    d = _with_readings(detector, [126, 251], history=300)
+    plain = _with_history(detector, season_rows=[126, 251], season_tolerance=2, cooldown=5, history=300)
+    scores, shares = d.score_and_shares(values)
+    readings, _ = d.reading_scores(d.scaled(values))
+    errors = plain.score(values)
+    np.testing.assert_allclose(scores, np.maximum(errors, readings))  # the higher of the two
+    assert errors[400:460].max() < d.threshold  # the shape is normal
+    flagged = d.flags(scores)
+    assert flagged[400:460].sum() >= 30 and not flagged[:400].any() and not flagged[460:].any()
+    assert (np.argmax(shares[flagged], axis=1) == SENSORS.index("b")).all()
+    assert shares[flagged, 1].min() > 0.5  # the larger part of every flagged row
+    scorer = StreamScorer(d)
+    online, online_alarms, online_shares = [], [], []
+    for row in values:
+        online.append(scorer.push(row)[0])
+        online_alarms.append(scorer.alarm)
+        online_shares.append(scorer.shares.copy())
+    np.testing.assert_allclose(online, scores, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(online_alarms, d.alarms(flagged))
+    np.testing.assert_allclose(np.array(online_shares)[flagged], shares[flagged], rtol=1e-6, atol=1e-6)
+    assert len(scorer.past_readings) == 253  # the longer season + tolerance readings, no more
+    # normal readings shorter than a season leave readings uncompared: the detector scores errors only
+    short = season_readings_ref(detector.scaled(values[:200]), [251], 2, slice(100, 200))
+    assert short is None
+    off = _with_history(
+        detector,
+        season_rows=[126, 251],
+        season_tolerance=2,
+        cooldown=5,
+        history=300,
+        season_readings_ref=short,
+    )
+    np.testing.assert_array_equal(off.score(values), errors)

@@ -128,3 +128,47 @@ def test_a_detector_of_several_models_trains_scores_and_serves(
     assert fault["flag"].any() and not answer["flag"].iloc[TRAIN_ROWS:410].any()
     assert (fault.loc[fault["flag"], "top_sensor"] == "pressure").mean() >= 0.9
     assert report["series"]["run-0.csv"]["autoencoder"]["events_detected"] == 1
+
+
+def test_readings_compared_with_a_season_back_are_trained_and_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sensor.threshold.season_readings`` through the stages: training stores the reading difference's
+    normal level with each detector (measured on its normal rows), the threshold's explanation says what is
+    compared, and the registered pyfunc answers the scores the detector gives, readings included."""
+    import mlflow
+
+    from aeflow.models.registry import load_model
+    from aeflow.usecases.sensor.detector import AnomalyDetector
+
+    rig(tmp_path / "rig")
+    data = rig_params(tmp_path)
+    data["sensor"]["threshold"].update(
+        history=100, smoothing=3, method="fixed", value=4.0, cooldown=30, season="100s", season_readings=True
+    )
+    uri = data["tracking"]["tracking_uri"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    run_use_case(parse_params(data), "sensor", tmp_path / "project")
+
+    model = load_model(str(tmp_path / "project" / "models" / "sensor" / "run-0" / "model.pt"))
+    mu, sd = model.data_config["season_readings_ref"]
+    assert model.data_config["season_rows"] == [100] and mu > 0 and sd > 0
+    assert (
+        "the readings' difference from the closest readings"
+        in model.data_config["threshold_details"]["explanation"]
+    )
+    frame = pd.read_csv(tmp_path / "project" / "data" / "interim" / "sensor" / "series" / "run-0.csv")
+    d = AnomalyDetector.from_model(model)
+    values = frame[d.sensors].to_numpy(np.float32)
+    readings, _ = d.reading_scores(d.scaled(values))
+    assert np.isinf(readings[:98]).all() and np.isfinite(readings[98:]).all()  # 100 ± 2 rows back
+    without = AnomalyDetector(model, {**d.config, "season_readings_ref": None}).score(values)
+    np.testing.assert_allclose(d.score(values), np.maximum(without, readings), rtol=1e-6, atol=1e-6)
+
+    mlflow.set_tracking_uri(uri)
+    pyfunc = mlflow.pyfunc.load_model(
+        json.loads((tmp_path / "project/models/sensor/run.json").read_text())["series"][0]["model_uri"]
+    )
+    np.testing.assert_allclose(
+        pyfunc.predict(frame[d.sensors])["score"], d.score(values), rtol=1e-5, atol=1e-5
+    )

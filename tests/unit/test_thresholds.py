@@ -18,6 +18,7 @@ from aeflow.evaluation.thresholds import (
     percentile_threshold,
     pot_threshold,
     relative_to_history,
+    seasonal_difference,
     seasonal_excess,
     smooth,
 )
@@ -250,6 +251,15 @@ def test_history_stats_and_params_checks():
         "at the same time one season (1D and 7D) earlier,"
         in choose_threshold(np.zeros(5), p)[1]["explanation"]
     )
+    p = ThresholdParams(method="fixed", value=3.0, history=100, season="1D", season_readings=True)
+    assert (
+        "earlier, or the readings' difference from the closest readings at that time, on the same scale, "
+        "where higher," in choose_threshold(np.zeros(5), p)[1]["explanation"]
+    )
+    with pytest.raises(ValueError, match=r"season_readings .* season is None, history 100.*Fix: set season"):
+        ThresholdParams(history=100, season_readings=True)
+    with pytest.raises(ValueError, match=r"season is '1D', history 0.*season_readings: false"):
+        ThresholdParams(season="1D", season_readings=True)
 
 
 def test_seasonal_excess_hand_computed():
@@ -274,6 +284,25 @@ def test_seasonal_excess_hand_computed():
     np.testing.assert_array_equal(two[:3], s[:3])  # no row back for either
     assert two[3] == 2.0 and two[5] == 4.0 - 1.0  # only 3 rows back: s[0] = 0, s[2] = 1
     assert two[7] == 9.0 - 5.0 and two[9] == 6.0 - 3.0  # s[4] = -1 (as 0) and s[1] = 5; s[6] = 3 and s[3] = 2
+
+
+def test_seasonal_difference_hand_computed():
+    """The closest reading around one season back, over the seasons: its mean absolute difference over
+    sensors and how many rows back it is."""
+    x = np.array([[0.0, 0.0], [1.0, 5.0], [2.0, 2.0], [3.0, 1.0], [0.0, 4.0], [9.0, 9.0], [1.0, 2.0]])
+    diff, lag = seasonal_difference(x, period=3, tolerance=1)  # 2 to 4 rows back
+    assert np.isnan(diff[:2]).all() and (lag[:2] == -1).all()  # no row 2 or more rows back
+    assert diff[2] == 2.0 and lag[2] == 2  # only row 0: |2-0| and |2-0|
+    assert diff[3] == 2.0 and lag[3] == 3  # row 1 (2 back): (|3-1| + |1-5|) / 2 = 3; row 0 (3 back): 2
+    assert diff[4] == 1.0 and lag[4] == 3  # rows 2, 1, 0: (2+2)/2, (1+1)/2, (0+4)/2 → row 1, 3 back
+    assert diff[5] == 6.0 and lag[5] == 4  # rows 3, 2, 1: (6+8)/2, (7+7)/2, (8+4)/2
+    assert diff[6] == 0.5 and lag[6] == 4  # rows 4, 3, 2: (1+2)/2, (2+1)/2, (1+0)/2
+    # one sensor as a 1-d array; two seasons: the closest of both
+    one, one_lag = seasonal_difference(np.array([0.0, 5.0, 1.0, 4.0, 5.0]), period=[1, 3], tolerance=0)
+    assert np.isnan(one[0]) and one[1] == 5.0 and one[3] == 3.0 and one_lag[3] == 1
+    assert one[4] == 0.0 and one_lag[4] == 3  # 1 back: |5-4|; 3 back: |5-5|
+    with pytest.raises(ParamsError, match="a season of 1 rows must be longer than its tolerance of 1"):
+        seasonal_difference(x, period=[3, 1], tolerance=1)
 
 
 def test_seasonal_excess_silences_a_daily_job_and_keeps_a_new_fault():

@@ -293,6 +293,45 @@ def seasonal_excess(scores: np.ndarray, period: int | Sequence[int], tolerance: 
     return out
 
 
+def seasonal_difference(
+    values: np.ndarray, period: int | Sequence[int], tolerance: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """How far each reading is from the closest reading around one season earlier, and how far back that
+    closest reading is.
+
+    ``out[i] = min over seasons p and lags k in p-tolerance .. p+tolerance of mean_s |x[i, s] − x[i-k, s]|``
+    (``values`` rows × sensors, on comparable scales, e.g. scaled; one sensor may be a 1-d array); ``lag[i]``
+    is the ``k`` of that minimum (the first one on ties, seasons in the given order, lags ascending). Rows
+    with no reading a season back are NaN with lag −1. An online monitor that keeps the last
+    ``max(period) + tolerance`` readings reproduces these values.
+
+    Why: a reconstruction error judges a window's *shape*, and a holiday looks like an ordinary Sunday, a
+    warm weekend like any warm day: a contextual anomaly is normal in shape and wrong for its time. A series
+    that repeats daily or weekly says what to expect at each time: its own readings a season back. A reading
+    unlike the readings at the same time yesterday *and* a week ago (the closest of them counts) is news
+    even when its window is easy to reconstruct.
+    """
+    periods = [int(period)] if isinstance(period, int | np.integer) else [int(p) for p in period]
+    for p in periods:
+        if p <= tolerance or tolerance < 0:
+            raise ParamsError(f"a season of {p} rows must be longer than its tolerance of {tolerance} rows")
+    x = np.asarray(values, dtype=np.float64)
+    x = x[:, None] if x.ndim == 1 else x
+    n = len(x)
+    best = np.full(n, np.inf)
+    lag = np.full(n, -1, dtype=np.int64)
+    for p in periods:
+        for k in range(p - tolerance, p + tolerance + 1):
+            if k >= n:
+                continue
+            d = np.abs(x[k:] - x[:-k]).mean(axis=1)
+            closer = d < best[k:]
+            best[k:][closer] = d[closer]
+            lag[k:][closer] = k
+    best[lag < 0] = np.nan
+    return best, lag
+
+
 def alarm_points(flags: np.ndarray, cooldown: int) -> np.ndarray:
     """Rows that raise an alarm: flagged rows more than ``cooldown`` rows after the previous alarm.
 
@@ -475,6 +514,11 @@ def choose_threshold(
             what += (
                 f", less its highest value at the same time one season ({' and '.join(p.seasons)}) earlier"
             )
+            if p.season_readings:
+                what += (
+                    ", or the readings' difference from the closest readings at that time, on the same "
+                    "scale, where higher"
+                )
         if p.history or p.seasons:
             what += ","
         details["smoothing"] = p.smoothing

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -30,6 +30,12 @@ class AnomalyDetector:
     segment's error mean and std, stands in while a series has too little past). With ``season_rows`` (a
     number of rows per season, e.g. a day's and a week's) the score is then reduced by the highest score
     that many rows earlier (± ``season_tolerance``; :func:`~aeflow.evaluation.thresholds.seasonal_excess`).
+    With ``season_readings_ref`` as well (``sensor.threshold.season_readings``), each row's readings are also
+    compared with the closest readings around one season earlier
+    (:func:`~aeflow.evaluation.thresholds.seasonal_difference`, on scaled readings), that difference is
+    measured against its own past as the errors are (its training level standing in while the past is short),
+    and the row scores the higher of the two: a window that is easy to reconstruct can still be wrong for
+    its time of day or week.
     A row is flagged when its score exceeds ``threshold``; a flagged row raises an alarm unless one was
     raised within the last ``cooldown`` rows. Every step only looks back, so batch and online scoring
     agree (to round-off).
@@ -70,6 +76,11 @@ class AnomalyDetector:
         #: each season in rows (empty: no season step)
         self.seasons = [int(r) for r in rows] if isinstance(rows, list | tuple) else [int(rows)]
         self.season_tolerance = int(config.get("season_tolerance") or 0)
+        ref = config.get("season_readings_ref")  # absent in detectors trained before it: off
+        #: the seasonal reading difference's normal level (μ, σ), or None: readings not compared
+        self.reading_ref = (
+            (float(ref[0]), float(ref[1])) if ref is not None and self.seasons and self.history else None
+        )
         self.threshold = float(config["threshold"]) if config.get("threshold") is not None else float("inf")
         self.scaler = Scaler.from_json(config["scaler"])
         scale = config.get("sensor_error_scale")  # absent in detectors trained before attribution
@@ -106,11 +117,37 @@ class AnomalyDetector:
         (W, sensors)."""
         return self.member_errors(windows, batch_size).mean(axis=0)
 
+    def scaled(self, values: np.ndarray) -> np.ndarray:
+        """Readings as the model sees them: missing ones carried forward, then scaled (rows × sensors)."""
+        return self.scaler.transform(fill_missing(np.asarray(values, dtype=np.float32), self.scaler.center))
+
     def windows_of(self, values: np.ndarray) -> np.ndarray:
         """The window ending at every row, scaled (rows × sensors × length); early rows' windows are
         front-padded by repeating the first reading."""
-        x = self.scaler.transform(fill_missing(np.asarray(values, dtype=np.float32), self.scaler.center))
-        return make_windows(pad_front(x, self.length), self.length)
+        return make_windows(pad_front(self.scaled(values), self.length), self.length)
+
+    def reading_scores(self, scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's seasonal reading difference in standard deviations above its past (``-inf`` where no
+        reading lies a season back, or where readings are not compared), and the lag of the closest reading
+        a season back (−1 where none). ``scaled``: rows × sensors, as :meth:`scaled` gives them."""
+        from aeflow.evaluation.thresholds import relative_to_history, seasonal_difference
+
+        out = np.full(len(scaled), -np.inf)
+        if self.reading_ref is None:
+            return out, np.full(len(scaled), -1, dtype=np.int64)
+        diff, lag = seasonal_difference(scaled, self.seasons, self.season_tolerance)
+        has = np.flatnonzero(lag >= 0)
+        if len(has):  # every row from the first one with a reading a season back has one
+            first = int(has[0])
+            out[first:] = relative_to_history(
+                diff[first:],
+                self.smoothing,
+                self.history,
+                self.reading_ref,
+                outlier=self.history_outlier,
+                outlier_rows=self.history_outlier_rows,
+            )
+        return out, lag
 
     def per_sensor(self, values: np.ndarray) -> np.ndarray:
         """Unsmoothed per-sensor errors of every row (rows × sensors)."""
@@ -141,16 +178,19 @@ class AnomalyDetector:
 
     def score(self, values: np.ndarray) -> np.ndarray:
         """Anomaly score of every row (raised above the threshold where a sensor is stuck)."""
-        return self._scored(values)[0]
+        return self._scored(values).score
 
-    def _scored(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Scores, windows, per-sensor errors and repeat runs of every row."""
+    def _scored(self, values: np.ndarray) -> _Scored:
+        """Every row's score with what explaining it needs (see :class:`_Scored`)."""
         x = np.asarray(values, dtype=np.float32)
-        windows = self.windows_of(x)
+        scaled = self.scaled(x)
+        windows = make_windows(pad_front(scaled, self.length), self.length)
         by_member = self.member_errors(windows)
         runs = flat_runs(x)
-        score = self.flatline_boost(self.score_members(by_member.mean(axis=2, dtype=np.float64)), runs)
-        return score, windows, by_member.mean(axis=0), runs
+        errors = self.score_members(by_member.mean(axis=2, dtype=np.float64))
+        readings, lag = self.reading_scores(scaled)
+        score = self.flatline_boost(np.maximum(errors, readings), runs)
+        return _Scored(score, windows, by_member.mean(axis=0), runs, readings > errors, scaled, lag)
 
     def score_and_shares(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every row's score and each sensor's share of it (rows × sensors, each row summing to 1): the
@@ -167,14 +207,21 @@ class AnomalyDetector:
         sensor's own normal error (``sensor_error_scale``, measured where the threshold is fitted). A
         stuck sensor (see :meth:`flatline_boost`) is reconstructed *well*, so where sensors are stuck they
         share the row.
+
+        A row scored by its readings' difference from a season back (``season_readings``) is shared by
+        each sensor's part in that difference: the sensors that read unlike the same time before.
         """
-        score, windows, per, runs = self._scored(values)
-        shares = self.shares(per, runs)
-        stuck = self.stuck(runs).any(axis=1)
-        rows = np.flatnonzero(self.flags(score) & ~stuck)  # what an alarm needs explained
+        s = self._scored(values)
+        shares = self.shares(s.per_sensor, s.runs)
+        flagged = self.flags(s.score) & ~self.stuck(s.runs).any(axis=1)  # what an alarm needs explained
+        rows = np.flatnonzero(flagged & ~s.by_readings)
         if len(rows):
-            shares[rows] = _repair_shares(self.repair_drops(windows[rows]), shares[rows])
-        return score, shares
+            shares[rows] = _repair_shares(self.repair_drops(s.windows[rows]), shares[rows])
+        rows = np.flatnonzero(flagged & s.by_readings)
+        if len(rows):
+            apart = np.abs(s.scaled[rows] - s.scaled[rows - s.lag[rows]])
+            shares[rows] = _repair_shares(apart, shares[rows])
+        return s.score, shares
 
     def shares(self, per_sensor: np.ndarray, runs: np.ndarray) -> np.ndarray:
         """Each sensor's share of each row's error, unflagged rows' rule (see :meth:`score_and_shares`)."""
@@ -273,6 +320,18 @@ class AnomalyDetector:
             )
 
 
+class _Scored(NamedTuple):
+    """What :meth:`AnomalyDetector._scored` finds for every row."""
+
+    score: np.ndarray
+    windows: np.ndarray
+    per_sensor: np.ndarray  # the members' mean per-sensor errors (rows × sensors)
+    runs: np.ndarray  # repeat runs (rows × sensors)
+    by_readings: np.ndarray  # the seasonal reading difference gave the score, not the errors
+    scaled: np.ndarray  # scaled readings (rows × sensors)
+    lag: np.ndarray  # rows back to the closest reading a season earlier (−1: none)
+
+
 #: the smallest normal error a sensor's share is measured in (a sensor reconstructed perfectly in
 #: training would otherwise take every row's whole share for the least error)
 MIN_SCALE = 1e-6
@@ -300,6 +359,21 @@ def _repair_shares(drops: np.ndarray, fallback: np.ndarray) -> np.ndarray:
 def sensor_error_scale(per_sensor: np.ndarray) -> list[float]:
     """Each sensor's normal reconstruction error (mean over normal rows), the unit of its share."""
     return [float(max(v, MIN_SCALE)) for v in np.asarray(per_sensor, dtype=np.float64).mean(axis=0)]
+
+
+def season_readings_ref(
+    scaled: np.ndarray, seasons: list[int], tolerance: int, normal: slice
+) -> list[float] | None:
+    """The seasonal reading difference's normal level (μ, σ) on the rows ``normal`` of ``scaled`` (the
+    readings before them are the seasons back), or None where fewer than 2 of those rows have a reading a
+    season back (normal data shorter than a season: readings are then not compared)."""
+    from aeflow.evaluation.thresholds import history_stats, seasonal_difference
+
+    if not seasons:
+        return None
+    diff, lag = seasonal_difference(scaled[: normal.stop], seasons, tolerance)
+    found = diff[normal][lag[normal] >= 0]
+    return list(history_stats(found)) if len(found) >= 2 else None
 
 
 def flat_runs(values: np.ndarray) -> np.ndarray:
@@ -354,7 +428,8 @@ def flat_limits(train_values: np.ndarray, min_run: int, risk: float = 1e-4) -> l
 class StreamScorer:
     """Online scoring with constant memory: the last ``length`` readings and ``smoothing`` errors (with
     ``history``: each member's last ``history`` errors before those, the ones kept; with a season: the last
-    ``season_rows + season_tolerance`` scores).
+    ``season_rows + season_tolerance`` scores, and with ``season_readings`` as many readings and the
+    reading difference's own past).
 
     Gives the same scores and alarms as :meth:`AnomalyDetector.score` and :meth:`AnomalyDetector.alarms` on
     the whole series (tested), one row at a time; ``alarm`` says whether the last pushed row raised one.
@@ -387,6 +462,24 @@ class StreamScorer:
         self.past_scores: deque[float] = deque(
             maxlen=max(detector.seasons, default=0) + detector.season_tolerance
         )
+        compare = detector.reading_ref is not None
+        #: the last season of scaled readings (with ``season_readings``), past[-k] is k rows back
+        self.past_readings: deque[np.ndarray] = deque(
+            maxlen=max(detector.seasons) + detector.season_tolerance if compare else 0
+        )
+        self.recent_differences: deque[float] = deque(maxlen=detector.smoothing)
+        #: the seasonal reading difference's past, kept by the same rule as the errors'
+        self.difference_past = (
+            ErrorHistory(
+                detector.history,
+                detector.smoothing,
+                detector.reading_ref,  # type: ignore[arg-type]  # set: compare
+                outlier=detector.history_outlier,
+                outlier_rows=detector.history_outlier_rows,
+            )
+            if compare
+            else None
+        )
         self.rows = 0
         self.last_alarm: int | None = None
         self.alarm = False
@@ -417,11 +510,15 @@ class StreamScorer:
         smoothed = np.mean(np.stack(self.recent_sensors), axis=0)  # as smooth(): the kept rows' mean
         stuck = self.d.stuck(self.runs[None])
         self.shares = _attribute(smoothed[None, :], stuck)[0]
-        score = self._seasonal(self._score())
-        score = float(self.d.flatline_boost(np.array([score]), self.runs[None])[0])
+        errors = self._seasonal(self._score())
+        readings, apart = self._readings(scaled)
+        score = float(self.d.flatline_boost(np.array([max(errors, readings)]), self.runs[None])[0])
         flag = score > self.d.threshold
-        if flag and not stuck.any():  # as in batch: a flagged reading's shares by repair
-            self.shares = _repair_shares(self.d.repair_drops(win), self.shares[None])[0]
+        if flag and not stuck.any():  # as in batch: a flagged reading's shares by repair ...
+            if readings > errors:  # ... or by each sensor's part in the difference from a season back
+                self.shares = _repair_shares(apart[None], self.shares[None])[0]
+            else:
+                self.shares = _repair_shares(self.d.repair_drops(win), self.shares[None])[0]
         self.alarm = flag and (self.last_alarm is None or self.rows - self.last_alarm > self.d.cooldown)
         if self.alarm:
             self.last_alarm = self.rows
@@ -448,6 +545,28 @@ class StreamScorer:
         back = [past[-k] for p in self.d.seasons for k in range(p - tol, p + tol + 1) if k <= len(past)]
         self.past_scores.append(score)
         return score - max(max(back), 0.0) if back else score
+
+    def _readings(self, scaled: np.ndarray) -> tuple[float, np.ndarray]:
+        """The newest row's seasonal reading difference relative to its past (as
+        :meth:`AnomalyDetector.reading_scores`; ``-inf`` where none) and each sensor's absolute difference
+        from the closest reading a season back."""
+        x = np.asarray(scaled, dtype=np.float64)
+        if self.difference_past is None:
+            return -math.inf, np.zeros_like(x)
+        tol, past = self.d.season_tolerance, self.past_readings
+        best, closest = math.inf, None
+        for p in self.d.seasons:  # the order of seasonal_difference: seasons as given, lags ascending
+            for k in range(p - tol, p + tol + 1):
+                if k <= len(past):
+                    d = float(np.abs(x - past[-k]).mean())
+                    if d < best:
+                        best, closest = d, past[-k]
+        past.append(x)
+        if closest is None:
+            return -math.inf, np.zeros_like(x)
+        self.recent_differences.append(best)
+        smoothed = float(np.mean(self.recent_differences))
+        return self.difference_past.push(best, smoothed), np.abs(x - closest)
 
     def run(self, rows: Iterator[np.ndarray]) -> Iterator[tuple[float, bool]]:
         for row in rows:

@@ -30,6 +30,13 @@ def segments(series: Any, params: Params) -> dict[str, tuple[int, int]]:
     return split_bounds(len(series.frame), params.sensor.ingest, series.nab, series.frame["timestamp"])
 
 
+def normal_rows(bounds: dict[str, tuple[int, int]], length: int) -> slice:
+    """The rows a detector's normal levels (its threshold, the history references) are measured on: the
+    validation segment, or the training segment where the validation segment is shorter than a window."""
+    (t0, t1), (v0, v1) = bounds["train"], bounds["val"]
+    return slice(v0, v1) if v1 - v0 >= length else slice(t0, t1)
+
+
 def season_rows(series: Any, p: ThresholdParams) -> list[int]:
     """Each of ``sensor.threshold.season`` in rows of this series (its median sampling interval); empty
     when off."""

@@ -10,7 +10,7 @@ import numpy as np
 
 from aeflow.errors import DataError
 from aeflow.training.service import TrainingJob, TrainingPlan
-from aeflow.usecases.sensor.series import safe_name, season_rows, segments, sensor_columns
+from aeflow.usecases.sensor.series import normal_rows, safe_name, season_rows, segments, sensor_columns
 
 if TYPE_CHECKING:
     from aeflow.config import Params
@@ -21,7 +21,12 @@ REGISTRAR = "aeflow.usecases.sensor.serving:register_detector_file"
 
 def _job(params: Params, s: Any) -> TrainingJob:
     from aeflow.evaluation.thresholds import choose_threshold, history_stats
-    from aeflow.usecases.sensor.detector import AnomalyDetector, flat_limits, sensor_error_scale
+    from aeflow.usecases.sensor.detector import (
+        AnomalyDetector,
+        flat_limits,
+        season_readings_ref,
+        sensor_error_scale,
+    )
     from aeflow.usecases.sensor.windows import Scaler, fill_missing, make_windows
 
     cfg = params.sensor
@@ -65,7 +70,7 @@ def _job(params: Params, s: Any) -> TrainingJob:
         }
         # Threshold from normal validation data (the training segment if there is no validation segment),
         # scored with the readings before it as context, as it will be in use.
-        ref = slice(v0, v1) if v1 - v0 >= w.length else slice(t0, t1)
+        ref = normal_rows(bounds, w.length)
         plain = AnomalyDetector(model, {**model.data_config, "history": 0})
         # per-sensor errors of normal readings, by member (one for a single model)
         by_member = plain.member_errors(plain.windows_of(values[: ref.stop]))[:, ref]
@@ -73,6 +78,10 @@ def _job(params: Params, s: Any) -> TrainingJob:
         if cfg.threshold.history:
             refs = [list(history_stats(m.mean(axis=1, dtype=np.float64))) for m in by_member]
             model.data_config["history_ref"] = refs if len(refs) > 1 else refs[0]
+        if cfg.threshold.season_readings:  # the difference from a season back, on the same normal rows
+            model.data_config["season_readings_ref"] = season_readings_ref(
+                filled, season, cfg.threshold.season_tolerance, ref
+            )
         detector = AnomalyDetector.from_model(model)
         threshold, details = choose_threshold(detector.score(values[: ref.stop])[ref], cfg.threshold)
         model.data_config["threshold"] = float(threshold)
@@ -93,9 +102,16 @@ def _job(params: Params, s: Any) -> TrainingJob:
         c = model.data_config
         explanation = c["threshold_details"].get("explanation", cfg.threshold.method)
         several = f" ({cfg.model.members} models, scores averaged)" if cfg.model.members > 1 else ""
+        readings = ""
+        if cfg.threshold.season_readings:
+            readings = (
+                " Readings compared with a season earlier."
+                if c.get("season_readings_ref")
+                else " Readings not compared: the normal data are shorter than a season."
+            )
         return (
             f"{model.variant_name} {cfg.model.architecture} detector{several} for {s.name}: "
-            f"windows of {w.length}, threshold {c['threshold']:.4g} ({explanation})."
+            f"windows of {w.length}, threshold {c['threshold']:.4g} ({explanation}).{readings}"
         )
 
     return TrainingJob(
