@@ -20,11 +20,11 @@ folder with ``params.yaml``'s sensor settings, twice:
   threshold settings (e.g. ``--nab-set history=0 season=null method=pot`` for the raw-error detector).
   These NAB settings were picked by looking at NAB scores on these files, as NAB's own published scores
   pick each detector's threshold on the whole corpus; so the run also prints cross-validated scores:
-  season, history outlier level, threshold and cooldown chosen on the other NAB folders (and on the other
-  folds of a 5-fold split over files: the files in name order, and the mean over 20 random deals) and
-  scored on each held-out group in turn. With several ``--nab-seeds`` it also scores, from those runs,
-  detectors that average the scores of 2 and of 3 seeds' models (every combination: how much steadier
-  they are).
+  season, reading comparison, history outlier level, threshold and cooldown chosen on the other NAB
+  folders (and on the other folds of a 5-fold split over files: the files in name order, and the mean over
+  20 random deals) and scored on each held-out group in turn. With several ``--nab-seeds`` it also
+  scores, from those runs, detectors that average the scores of 2 and of 3 seeds' models (every
+  combination: how much steadier they are).
 
 Then the registered pyfunc detector: scoring throughput in windows/s on CPU with each flagged reading's
 sensors attributed (target ≥ 50,000) and the p50/p99 latency of 1-row requests to ``mlflow models serve``.
@@ -514,7 +514,8 @@ def nab_run(
     for how, label in labels.items():
         score, groups = cv[how]
         print(
-            f"autoencoder with season, history outlier level, threshold and cooldown chosen on {label} "
+            f"autoencoder with season, reading comparison, history outlier level, threshold and cooldown "
+            f"chosen on {label} "
             f"(grid {[fmt_season(k) for k in seasonals]} × {outliers} σ × {CV_VALUES} σ × {CV_COOLDOWNS} "
             "rows): "
             + ", ".join(
