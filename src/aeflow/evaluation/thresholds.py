@@ -251,6 +251,15 @@ def relative_to_history(
     return (smoothed - mu) / np.maximum(sd, MIN_STD)
 
 
+def _season_periods(period: int | Sequence[int], tolerance: int) -> list[int]:
+    """One season or several, in rows, each longer than ``tolerance`` (so that only the past is used)."""
+    periods = [int(period)] if isinstance(period, int | np.integer) else [int(p) for p in period]
+    for p in periods:
+        if p <= tolerance or tolerance < 0:
+            raise ParamsError(f"a season of {p} rows must be longer than its tolerance of {tolerance} rows")
+    return periods
+
+
 def seasonal_excess(scores: np.ndarray, period: int | Sequence[int], tolerance: int) -> np.ndarray:
     """How far each score rises above the highest score one season earlier.
 
@@ -268,10 +277,7 @@ def seasonal_excess(scores: np.ndarray, period: int | Sequence[int], tolerance: 
     """
     import pandas as pd
 
-    periods = [int(period)] if isinstance(period, int | np.integer) else [int(p) for p in period]
-    for p in periods:
-        if p <= tolerance or tolerance < 0:
-            raise ParamsError(f"a season of {p} rows must be longer than its tolerance of {tolerance} rows")
+    periods = _season_periods(period, tolerance)
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     out = s.copy()
     ref = np.full(len(s), np.nan)  # the highest score around one season back, over the seasons
@@ -311,10 +317,7 @@ def seasonal_difference(
     unlike the readings at the same time yesterday *and* a week ago (the closest of them counts) is news
     even when its window is easy to reconstruct.
     """
-    periods = [int(period)] if isinstance(period, int | np.integer) else [int(p) for p in period]
-    for p in periods:
-        if p <= tolerance or tolerance < 0:
-            raise ParamsError(f"a season of {p} rows must be longer than its tolerance of {tolerance} rows")
+    periods = _season_periods(period, tolerance)
     x = np.asarray(values, dtype=np.float64)
     x = x[:, None] if x.ndim == 1 else x
     n = len(x)
