@@ -192,11 +192,13 @@ def nab_scores(
     outliers: tuple[float | None, ...],
     seasonals: tuple[Seasonal, ...],
     tolerance: int,
+    correlation: float,
     errors: bool = True,
 ) -> Scored:
     """Each file's autoencoder scores (``file_scores``; ``errors`` False: the reading comparison alone)
-    under each of ``outliers`` × ``seasonals`` (each season with ``tolerance`` rows) from the NAB run in
-    ``tmp``, with what scoring them needs (label windows, probationary period)."""
+    under each of ``outliers`` × ``seasonals`` (each season with ``tolerance`` rows, readings compared where
+    they repeat at ``correlation``) from the NAB run in ``tmp``, with what scoring them needs (label
+    windows, probationary period)."""
     from aeflow.layout import Layout
     from aeflow.usecases.sensor.evaluate import load_detectors, row_windows
     from aeflow.usecases.sensor.nab import PROFILES, null_score, perfect_score, probationary_length
@@ -213,12 +215,13 @@ def nab_scores(
         windows = row_windows(s, s.frame["label"].to_numpy().astype(bool))
         probation = probationary_length(len(s.frame))
         out[s.name] = (
-            file_scores(d, s, outliers, seasonals, tolerance, errors),
+            file_scores(d, s, outliers, seasonals, tolerance, correlation, errors),
             {
                 "windows": windows,
                 "probation": probation,
                 "null": null_score(windows, profile, probation),
                 "perfect": perfect_score(windows, profile, probation),
+                "repeat": d.config.get("season_readings_repeat"),
             },
         )
     return out
@@ -230,12 +233,14 @@ def file_scores(
     outliers: tuple[float | None, ...],
     seasonals: tuple[Seasonal, ...],
     tolerance: int,
+    correlation: float,
     errors: bool = True,
 ) -> dict[tuple[Seasonal, float | None], np.ndarray]:
     """One file's scores as the detector ``d`` scores its series ``s`` (each member relative to its
     history, averaged, season, readings compared with a season back, flatline guard; before the threshold)
     under each of ``outliers`` × ``seasonals``. The models run once; only the history, season and reading
-    steps are redone per setting, the reading reference measured on the same normal rows as in training.
+    steps are redone per setting, the reading reference measured on the same normal rows as in training
+    (None, readings not compared, where they repeat less than ``correlation`` one season later).
     ``errors`` False leaves the models' errors out: what comparing readings with a season back finds alone.
     """
     from aeflow.evaluation.thresholds import seasonal_excess
@@ -253,7 +258,10 @@ def file_scores(
         season: season_rows(s, ThresholdParams(season=list(season) or None, season_tolerance=tolerance))
         for season in seasons
     }
-    refs = {season: season_readings_ref(scaled, rows[season], tolerance, normal) for season in seasons}
+    refs = {
+        season: season_readings_ref(scaled, rows[season], tolerance, normal, correlation)[0]
+        for season in seasons
+    }
     scores = {}
     for outlier in outliers:
         # the flatline guard lifts a stuck run to twice the threshold: twice the highest one scored here
@@ -507,7 +515,24 @@ def nab_run(
             )
         )
     )
-    scored = nab_scores(tmp, outliers, seasonals, int(nab_threshold.get("season_tolerance", 2)))
+    threshold = data["sensor"]["threshold"]  # params.yaml's, with the NAB run's settings
+    tolerance, correlation = (
+        int(threshold["season_tolerance"]),
+        float(threshold["season_readings_correlation"]),
+    )
+    scored = nab_scores(tmp, outliers, seasonals, tolerance, correlation)
+    if first and nab_threshold.get("season_readings"):
+        repeats = {name: f["repeat"] for name, (_, f) in scored.items()}
+        on = [f"{name} {r:.2f}" for name, r in sorted(repeats.items()) if r is not None and r >= correlation]
+        print(
+            f"readings compared with a season back on {len(on)} of {len(repeats)} files (their normal data "
+            f"repeat at a season with correlation ≥ {correlation:g}): {', '.join(on)}; the others "
+            + ", ".join(
+                f"{r:.2f}" if r is not None else "—"
+                for _, r in sorted(repeats.items())
+                if r is None or r < correlation
+            )
+        )
     grid_table = score_table(scored)
     cv = cross_validated(grid_table)
     labels = {"folder": "the other folders", "kfold": f"the other folds (files dealt into {KFOLD})"}
@@ -533,10 +558,9 @@ def nab_run(
     out["cross_validated"] = cv["folder"][0]
     out["cross_validated_kfold"] = cv["kfold"][0]
     out["cross_validated_kfold_deals"] = float(np.mean(deals))
-    tolerance = int(nab_threshold.get("season_tolerance", 2))
     setting = run_setting(nab_threshold)
     alone = readings_on(
-        score_table(nab_scores(tmp, outliers, seasonals, tolerance, errors=False), (setting,))
+        score_table(nab_scores(tmp, outliers, seasonals, tolerance, correlation, errors=False), (setting,))
     )
     alone_fixed = normalised_score(*np.sum([per[setting] for per in alone.values()], axis=0))
     cv_alone, deals_alone = cross_validated(alone), repeated_kfold(alone)

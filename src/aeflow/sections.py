@@ -248,7 +248,12 @@ class ThresholdParams(ThresholdRule):
     judges a window's shape, and a holiday is shaped like an ordinary Sunday: a series that repeats daily
     or weekly says what to expect at each time, so a reading unlike yesterday's and last week's at that
     time is news even where the model reconstructs it well
-    (:func:`~aeflow.evaluation.thresholds.seasonal_difference`).
+    (:func:`~aeflow.evaluation.thresholds.seasonal_difference`). ``season_readings_correlation``: readings
+    are compared only where the normal data repeat at a season, i.e. where their correlation with the
+    readings one season earlier (mean over sensors, the best season) is at least this; where a series does
+    not repeat (a server's load), the readings a season back are as far from today's as any others and
+    their difference is noise (:func:`~aeflow.usecases.sensor.detector.season_repeat`; measured at
+    training and said in the run's description).
 
     ``flatline_min_run``: a sensor that repeats one exact reading for this many samples, and for twice
     the longest repeat it showed in training, is flagged as stuck (0 turns the guard off); a frozen value
@@ -266,6 +271,7 @@ class ThresholdParams(ThresholdRule):
     season: str | list[str] | None = None
     season_tolerance: Annotated[int, Field(ge=0, le=10000)] = 2
     season_readings: bool = False
+    season_readings_correlation: Annotated[float, Field(ge=-1, le=1)] = 0.5
     flatline_min_run: Annotated[int, Field(ge=0, le=10000)] = 4
     flatline_risk: Annotated[float, Field(gt=0, lt=0.5)] = 1e-4
 

@@ -454,7 +454,7 @@ def _with_readings(detector: AnomalyDetector, seasons: list[int], **cfg: object)
     measured on normal readings as the train stage does."""
     from aeflow.usecases.sensor.detector import season_readings_ref
 
-    ref = season_readings_ref(detector.scaled(_series(600, seed=5)), seasons, 2, slice(300, 600))
+    ref, _ = season_readings_ref(detector.scaled(_series(600, seed=5)), seasons, 2, slice(300, 600), 0.5)
     return _with_history(
         detector, season_rows=seasons, season_tolerance=2, cooldown=5, season_readings_ref=ref, **cfg
     )
@@ -492,8 +492,8 @@ def test_readings_unlike_a_season_back_are_flagged_and_attributed(detector):
     np.testing.assert_allclose(np.array(online_shares)[flagged], shares[flagged], rtol=1e-6, atol=1e-6)
     assert len(scorer.past_readings) == 253  # the longer season + tolerance readings, no more
     # normal readings shorter than a season leave readings uncompared: the detector scores errors only
-    short = season_readings_ref(detector.scaled(values[:200]), [251], 2, slice(100, 200))
-    assert short is None
+    short, repeat = season_readings_ref(detector.scaled(values[:200]), [251], 2, slice(100, 200), 0.5)
+    assert short is None and repeat is None
     off = _with_history(
         detector,
         season_rows=[126, 251],
@@ -503,3 +503,29 @@ def test_readings_unlike_a_season_back_are_flagged_and_attributed(detector):
         season_readings_ref=short,
     )
     np.testing.assert_array_equal(off.score(values), errors)
+
+
+def test_readings_are_compared_only_where_the_normal_data_repeat_at_a_season(detector):
+    """``season_repeat``: the readings' correlation with themselves one season later, mean over sensors, best
+    season. The test series (a sine of period 2π·20 ≈ 125.7 rows) repeats at 126 rows (cos(0.3/20) ≈ 1 less
+    noise) and is in antiphase at 63; white noise does not repeat at all. ``season_readings_ref`` measures the
+    reference level only where the repeat reaches ``min_correlation``, and says the repeat either way."""
+    from aeflow.usecases.sensor.detector import season_readings_ref, season_repeat
+
+    sine = detector.scaled(_series(600, seed=5))
+    assert season_repeat(sine, [126]) > 0.99
+    assert season_repeat(sine, [63]) < -0.99
+    assert season_repeat(sine, [63, 126]) > 0.99  # the best season counts
+    noise = np.random.default_rng(3).normal(size=(600, 3))
+    assert abs(season_repeat(noise, [126])) < 0.15
+    assert season_repeat(sine, [301]) is None  # fewer than two seasons of rows
+    assert season_repeat(np.ones((600, 3)), [126]) is None  # no sensor varies
+    ref, repeat = season_readings_ref(sine, [126], 2, slice(300, 600), 0.5)
+    assert repeat > 0.99 and ref is not None and ref[1] > 0
+    ref, repeat = season_readings_ref(noise, [126], 2, slice(300, 600), 0.5)
+    assert ref is None and repeat == season_repeat(noise, [126])
+    ref, _ = season_readings_ref(noise, [126], 2, slice(300, 600), -1.0)  # -1: always compared
+    assert ref is not None
+    # measured on the rows up to the end of the normal ones: what comes after is not seen at training
+    later = np.concatenate([sine[:300], noise[300:]])
+    assert season_repeat(later[:300], [126]) == season_readings_ref(later, [126], 2, slice(150, 300), 0.5)[1]

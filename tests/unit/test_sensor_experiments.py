@@ -135,7 +135,10 @@ def test_readings_compared_with_a_season_back_are_trained_and_served(
 ) -> None:
     """``sensor.threshold.season_readings`` through the stages: training stores the reading difference's
     normal level with each detector (measured on its normal rows), the threshold's explanation says what is
-    compared, and the registered pyfunc answers the scores the detector gives, readings included."""
+    compared, and the registered pyfunc answers the scores the detector gives, readings included. The rig
+    does not repeat at its season, so that takes ``season_readings_correlation: -1``; at the default the
+    readings are not compared and the registered version's description says why, with the measured
+    correlation."""
     import mlflow
 
     from aeflow.models.registry import load_model
@@ -144,7 +147,14 @@ def test_readings_compared_with_a_season_back_are_trained_and_served(
     rig(tmp_path / "rig")
     data = rig_params(tmp_path)
     data["sensor"]["threshold"].update(
-        history=100, smoothing=3, method="fixed", value=4.0, cooldown=30, season="100s", season_readings=True
+        history=100,
+        smoothing=3,
+        method="fixed",
+        value=4.0,
+        cooldown=30,
+        season="100s",
+        season_readings=True,
+        season_readings_correlation=-1.0,  # the rig's 10 minutes do not repeat at 100 s: compared anyway
     )
     uri = data["tracking"]["tracking_uri"]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -152,6 +162,8 @@ def test_readings_compared_with_a_season_back_are_trained_and_served(
 
     model = load_model(str(tmp_path / "project" / "models" / "sensor" / "run-0" / "model.pt"))
     mu, sd = model.data_config["season_readings_ref"]
+    repeat = model.data_config["season_readings_repeat"]  # measured on the rows up to the normal ones' end
+    assert abs(repeat) < 0.1  # the pump's noise at one-second readings: nothing repeats at 100 s
     assert model.data_config["season_rows"] == [100] and mu > 0 and sd > 0
     assert (
         "the readings' difference from the closest readings"
@@ -166,9 +178,33 @@ def test_readings_compared_with_a_season_back_are_trained_and_served(
     np.testing.assert_allclose(d.score(values), np.maximum(without, readings), rtol=1e-6, atol=1e-6)
 
     mlflow.set_tracking_uri(uri)
-    pyfunc = mlflow.pyfunc.load_model(
-        json.loads((tmp_path / "project/models/sensor/run.json").read_text())["series"][0]["model_uri"]
-    )
+    model_uri = json.loads((tmp_path / "project/models/sensor/run.json").read_text())["series"][0][
+        "model_uri"
+    ]
+    pyfunc = mlflow.pyfunc.load_model(model_uri)
     np.testing.assert_allclose(
         pyfunc.predict(frame[d.sensors])["score"], d.score(values), rtol=1e-5, atol=1e-5
+    )
+    version = mlflow.MlflowClient().get_model_version(*model_uri.removeprefix("models:/").split("/"))
+    assert f"Readings compared with a season earlier (they repeat at correlation {repeat:.2f})" in (
+        version.description
+    )
+
+    # at the default season_readings_correlation (0.5) the rig's readings are not compared, and the
+    # registered version says why
+    data["sensor"]["threshold"]["season_readings_correlation"] = 0.5
+    run_use_case(parse_params(data), "sensor", tmp_path / "default")
+    model = load_model(str(tmp_path / "default" / "models" / "sensor" / "run-0" / "model.pt"))
+    assert model.data_config["season_readings_ref"] is None
+    assert model.data_config["season_readings_repeat"] == pytest.approx(repeat)
+    np.testing.assert_allclose(
+        AnomalyDetector.from_model(model).reading_scores(d.scaled(values))[0], -np.inf
+    )  # nothing from the readings
+    model_uri = json.loads((tmp_path / "default/models/sensor/run.json").read_text())["series"][0][
+        "model_uri"
+    ]
+    version = mlflow.MlflowClient().get_model_version(*model_uri.removeprefix("models:/").split("/"))
+    assert (
+        f"Readings not compared: the normal data repeat at correlation {repeat:.2f} one season later, "
+        "below season_readings_correlation 0.5." in version.description
     )

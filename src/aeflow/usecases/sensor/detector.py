@@ -361,19 +361,48 @@ def sensor_error_scale(per_sensor: np.ndarray) -> list[float]:
     return [float(max(v, MIN_SCALE)) for v in np.asarray(per_sensor, dtype=np.float64).mean(axis=0)]
 
 
+def season_repeat(scaled: np.ndarray, seasons: list[int]) -> float | None:
+    """How closely readings repeat one season later: the highest, over the ``seasons`` (in rows) that
+    ``scaled`` holds at least twice, of the mean over sensors of the correlation between each reading and
+    the reading one season before it; None where no season fits or no sensor varies.
+
+    Why: comparing readings with a season back only tells news where the series repeats at that season (a
+    city's taxi demand, a building's temperature). Where it does not (a server's CPU load), the readings a
+    season back are as far from today's as any others, their difference is noise, and its highest
+    values are false alarms.
+    """
+    x = np.asarray(scaled, dtype=np.float64)
+    best: float | None = None
+    for p in seasons:
+        if 2 * p > len(x):
+            continue
+        now, before = x[p:], x[:-p]
+        varies = (now.std(axis=0) > 0) & (before.std(axis=0) > 0)
+        if not varies.any():
+            continue
+        r = np.mean([np.corrcoef(now[:, j], before[:, j])[0, 1] for j in np.flatnonzero(varies)])
+        best = float(r) if best is None else max(best, float(r))
+    return best
+
+
 def season_readings_ref(
-    scaled: np.ndarray, seasons: list[int], tolerance: int, normal: slice
-) -> list[float] | None:
+    scaled: np.ndarray, seasons: list[int], tolerance: int, normal: slice, min_correlation: float
+) -> tuple[list[float] | None, float | None]:
     """The seasonal reading difference's normal level (μ, σ) on the rows ``normal`` of ``scaled`` (the
-    readings before them are the seasons back), or None where fewer than 2 of those rows have a reading a
-    season back (normal data shorter than a season: readings are then not compared)."""
+    readings before them are the seasons back), and how closely the readings up to the end of ``normal``
+    repeat one season later (:func:`season_repeat`). The level is None — readings are then not compared —
+    where they repeat less than ``min_correlation`` (or cannot be measured: data shorter than two seasons),
+    or where fewer than 2 normal rows have a reading a season back."""
     from aeflow.evaluation.thresholds import history_stats, seasonal_difference
 
     if not seasons:
-        return None
+        return None, None
+    repeat = season_repeat(scaled[: normal.stop], seasons)
+    if repeat is None or repeat < min_correlation:
+        return None, repeat
     diff, lag = seasonal_difference(scaled[: normal.stop], seasons, tolerance)
     found = diff[normal][lag[normal] >= 0]
-    return list(history_stats(found)) if len(found) >= 2 else None
+    return (list(history_stats(found)) if len(found) >= 2 else None), repeat
 
 
 def flat_runs(values: np.ndarray) -> np.ndarray:

@@ -79,8 +79,11 @@ def _job(params: Params, s: Any) -> TrainingJob:
             refs = [list(history_stats(m.mean(axis=1, dtype=np.float64))) for m in by_member]
             model.data_config["history_ref"] = refs if len(refs) > 1 else refs[0]
         if cfg.threshold.season_readings:  # the difference from a season back, on the same normal rows
-            model.data_config["season_readings_ref"] = season_readings_ref(
-                filled, season, cfg.threshold.season_tolerance, ref
+            (
+                model.data_config["season_readings_ref"],
+                model.data_config["season_readings_repeat"],
+            ) = season_readings_ref(
+                filled, season, cfg.threshold.season_tolerance, ref, cfg.threshold.season_readings_correlation
             )
         detector = AnomalyDetector.from_model(model)
         threshold, details = choose_threshold(detector.score(values[: ref.stop])[ref], cfg.threshold)
@@ -104,11 +107,18 @@ def _job(params: Params, s: Any) -> TrainingJob:
         several = f" ({cfg.model.members} models, scores averaged)" if cfg.model.members > 1 else ""
         readings = ""
         if cfg.threshold.season_readings:
-            readings = (
-                " Readings compared with a season earlier."
-                if c.get("season_readings_ref")
-                else " Readings not compared: the normal data are shorter than a season."
-            )
+            repeat, least = c.get("season_readings_repeat"), cfg.threshold.season_readings_correlation
+            if c.get("season_readings_ref"):
+                readings = (
+                    f" Readings compared with a season earlier (they repeat at correlation {repeat:.2f})."
+                )
+            elif repeat is None:
+                readings = " Readings not compared: the normal data are shorter than two seasons."
+            else:
+                readings = (
+                    f" Readings not compared: the normal data repeat at correlation {repeat:.2f} one season "
+                    f"later, below season_readings_correlation {least:g}."
+                )
         return (
             f"{model.variant_name} {cfg.model.architecture} detector{several} for {s.name}: "
             f"windows of {w.length}, threshold {c['threshold']:.4g} ({explanation}).{readings}"
