@@ -526,7 +526,8 @@ def nab_run(
         on = [f"{name} {r:.2f}" for name, r in sorted(repeats.items()) if r is not None and r >= correlation]
         print(
             f"readings compared with a season back on {len(on)} of {len(repeats)} files (their normal data "
-            f"repeat at a season with correlation ≥ {correlation:g}): {', '.join(on)}; the others "
+            f"repeat at a season with correlation ≥ {correlation:g}): {', '.join(on)}; "
+            "the others' correlations "
             + ", ".join(
                 f"{r:.2f}" if r is not None else "—"
                 for _, r in sorted(repeats.items())
