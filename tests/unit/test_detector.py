@@ -491,7 +491,7 @@ def test_readings_unlike_a_season_back_are_flagged_and_attributed(detector):
     np.testing.assert_array_equal(online_alarms, d.alarms(flagged))
     np.testing.assert_allclose(np.array(online_shares)[flagged], shares[flagged], rtol=1e-6, atol=1e-6)
     assert len(scorer.past_readings) == 253  # the longer season + tolerance readings, no more
-    # normal readings shorter than a season leave readings uncompared: the detector scores errors only
+    # normal readings shorter than two seasons leave readings uncompared: the detector scores errors only
     short, repeat = season_readings_ref(detector.scaled(values[:200]), [251], 2, slice(100, 200), 0.5)
     assert short is None and repeat is None
     off = _with_history(

@@ -112,12 +112,14 @@ def _job(params: Params, s: Any) -> TrainingJob:
                 readings = (
                     f" Readings compared with a season earlier (they repeat at correlation {repeat:.2f})."
                 )
-            elif repeat is None:
-                readings = " Readings not compared: the normal data are shorter than two seasons."
-            else:
+            elif repeat is not None and repeat < least:
                 readings = (
                     f" Readings not compared: the normal data repeat at correlation {repeat:.2f} one season "
                     f"later, below season_readings_correlation {least:g}."
+                )
+            else:
+                readings = (
+                    " Readings not compared: the normal data hold less than two seasons, or do not vary."
                 )
         return (
             f"{model.variant_name} {cfg.model.architecture} detector{several} for {s.name}: "
