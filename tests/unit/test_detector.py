@@ -507,7 +507,7 @@ def test_readings_unlike_a_season_back_are_flagged_and_attributed(detector):
 
 def test_readings_are_compared_only_where_the_normal_data_repeat_at_a_season(detector):
     """``season_repeat``: the readings' correlation with themselves one season later, mean over sensors, best
-    season. The test series (a sine of period 2π·20 ≈ 125.7 rows) repeats at 126 rows (cos(0.3/20) ≈ 1 less
+    season. The test series (a sine of period 2π·20 ≈ 125.7 rows) repeats at 126 rows (cos(0.34/20) ≈ 1 less
     noise) and is in antiphase at 63; white noise does not repeat at all. ``season_readings_ref`` measures the
     reference level only where the repeat reaches ``min_correlation``, and says the repeat either way."""
     from aeflow.usecases.sensor.detector import season_readings_ref, season_repeat
