@@ -196,6 +196,7 @@ def test_readings_compared_with_a_season_back_are_trained_and_served(
     run_use_case(parse_params(data), "sensor", tmp_path / "default")
     model = load_model(str(tmp_path / "default" / "models" / "sensor" / "run-0" / "model.pt"))
     assert model.data_config["season_readings_ref"] is None
+    assert "readings" not in model.data_config["threshold_details"]["explanation"]  # what this detector does
     assert model.data_config["season_readings_repeat"] == pytest.approx(repeat)
     np.testing.assert_allclose(
         AnomalyDetector.from_model(model).reading_scores(d.scaled(values))[0], -np.inf

@@ -86,7 +86,9 @@ def _job(params: Params, s: Any) -> TrainingJob:
                 filled, season, cfg.threshold.season_tolerance, ref, cfg.threshold.season_readings_correlation
             )
         detector = AnomalyDetector.from_model(model)
-        threshold, details = choose_threshold(detector.score(values[: ref.stop])[ref], cfg.threshold)
+        # the threshold's explanation names the reading comparison only where this detector makes it
+        rule = cfg.threshold.model_copy(update={"season_readings": detector.reading_ref is not None})
+        threshold, details = choose_threshold(detector.score(values[: ref.stop])[ref], rule)
         model.data_config["threshold"] = float(threshold)
         model.data_config["threshold_details"] = details
         summary = {
