@@ -23,9 +23,8 @@ folder with ``params.yaml``'s sensor settings, twice:
   season, reading comparison (on where a series' normal data repeat at a season, or off), history outlier
   level, threshold and cooldown chosen on the other NAB folders (and on the other folds of a 5-fold split
   over files: the files in name order, and the mean over 20 random deals) and scored on each held-out
-  group in turn. With several ``--nab-seeds`` it also
-  scores, from those runs, detectors that average the scores of 2 and of 3 seeds' models (every
-  combination: how much steadier they are).
+  group in turn. With several ``--nab-seeds`` it also scores, from those runs, detectors that average the
+  scores of 2 and of 3 seeds' models (every combination: how much steadier they are).
 
 Then the registered pyfunc detector: scoring throughput in windows/s on CPU with each flagged reading's
 sensors attributed (target ≥ 50,000) and the p50/p99 latency of 1-row requests to ``mlflow models serve``.
