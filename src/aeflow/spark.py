@@ -184,9 +184,10 @@ def _failed(archive: Path, reason: str, echo: Callable[[str], None]) -> bool:
 
 
 def _archiving_job(archive: Path) -> None:
-    """Run the kinds of work ``aeflow score`` does (CSV and Parquet in, pandas functions over Arrow batches
-    and over groups, Parquet out) on a JVM that dumps the classes it loaded when it exits; then wait for
-    that exit and move the dump into place (readers see the whole file or none)."""
+    """Run the kinds of work ``aeflow score`` does (CSV and Parquet in, Python functions over Arrow
+    batches as they come and over rows repartitioned and sorted by series, a count back) on a JVM that
+    dumps the classes it loaded when it exits; then wait for that exit and move the dump into place
+    (readers see the whole file or none)."""
     import pandas as pd
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
@@ -198,7 +199,6 @@ def _archiving_job(archive: Path) -> None:
     builder = builder.config("spark.ui.showConsoleProgress", "false")
     session = builder.config("spark.driver.defaultJavaOptions", options).getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
-    schema = "series bigint, x double, source string, _position bigint, y double"
     try:
         with tempfile.TemporaryDirectory() as tmp:
             rows = pd.DataFrame({"series": [i % 3 for i in range(300)], "x": [i / 7 for i in range(300)]})
@@ -209,10 +209,9 @@ def _archiving_job(archive: Path) -> None:
             df = session.read.parquet(str(Path(tmp) / "rows.parquet"))
             df = df.withColumn("source", F.element_at(F.split(F.input_file_name(), "/"), -1))
             df = df.withColumn("_position", F.monotonically_increasing_id())
-            doubled = df.mapInPandas(lambda frames: (f.assign(y=f["x"] * 2) for f in frames), schema=schema)
-            doubled.write.parquet(str(Path(tmp) / "rows-out"))
-            summed = df.groupBy("series").applyInPandas(lambda g: g.assign(y=g["x"].cumsum()), schema=schema)
-            summed.write.parquet(str(Path(tmp) / "series-out"))
+            df.mapInArrow(_count_rows, schema="rows bigint").agg(F.sum("rows")).collect()
+            by_series = df.repartition("series").sortWithinPartitions("series")
+            by_series.mapInArrow(_count_rows, schema="rows bigint").agg(F.sum("rows")).collect()
     finally:
         session.stop()
         exit_code = _end_jvm()  # also after a failure: a JVM left behind would dump its classes later
@@ -227,6 +226,13 @@ def _archiving_job(archive: Path) -> None:
         part.unlink(missing_ok=True)
         raise SystemExit(f"a JVM started from the new archive failed (exit {tried.returncode}); not kept")
     os.replace(part, archive)
+
+
+def _count_rows(batches: Any) -> Any:
+    """What a scoring task hands back to the JVM: one count (its rows go to its own Parquet part)."""
+    import pyarrow as pa
+
+    yield pa.RecordBatch.from_pydict({"rows": [sum(b.num_rows for b in batches)]})
 
 
 def _end_jvm() -> int | None:

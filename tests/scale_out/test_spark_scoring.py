@@ -246,8 +246,10 @@ def test_sensors_keep_one_state_per_series_on_spark_and_pandas(java, sensors, tm
         np.testing.assert_allclose(a["score"], alone["score"], rtol=1e-6, atol=0)
 
 
-def test_series_column_and_order_split_one_file(sensors, tmp_path):
-    """Two plants interleaved in one file, rows shuffled: --series and --order put each back together."""
+@pytest.mark.parametrize("engine", ["pandas", "spark"])
+def test_series_column_and_order_split_one_file(java, sensors, tmp_path, engine):
+    """Two plants interleaved in one file, rows shuffled: --series and --order put each back together, on
+    either engine (Spark: the rows repartitioned by plant, each plant's rows gathered across batches)."""
     model, data = sensors
     one = pd.concat(
         [
@@ -257,11 +259,12 @@ def test_series_column_and_order_split_one_file(sensors, tmp_path):
     ).sample(frac=1.0, random_state=0)
     one.to_csv(tmp_path / "mixed.csv", index=False)
     mixed, out = str(tmp_path / "mixed.csv"), str(tmp_path / "out.parquet")
-    res = aeflow_score(
-        "--model", str(model), "--input", mixed, "--output", out, "--series", "plant", "--order", "timestamp"
-    )
+    res = aeflow_score("--model", str(model), "--input", mixed, "--output", out, "--series", "plant",
+                       "--order", "timestamp", "--engine", engine)  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
     got = scoring.read_scores(tmp_path / "out.parquet")
+    if engine == "spark":
+        got = got.sort_values(["plant", "timestamp"]).reset_index(drop=True)
     import mlflow.pyfunc
 
     pyfunc = mlflow.pyfunc.load_model(str(model))

@@ -1,5 +1,7 @@
 """``aeflow score``'s checks and helpers that need no Spark: input files, columns against the model's
-signature, time order of a series, and an output replaced only when complete."""
+signature, time order of a series, an output replaced only when complete, and what a Spark task's Python
+worker does with its rows (series put together across Arrow batches, answers beside the input columns as
+they came, one part file per task however often it is tried)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,17 @@ import pandas as pd
 import pytest
 
 from aeflow.errors import DataError
-from aeflow.scoring import ScoringModel, check_inputs, in_time_order, input_files, replacing
+from aeflow.scoring import (
+    PartFile,
+    ScoringModel,
+    check_inputs,
+    finish_parts,
+    in_time_order,
+    input_files,
+    replacing,
+    series_runs,
+    with_answer,
+)
 
 MODEL = ScoringModel("models:/aeflow-x/1", "rows", [("a", "double"), ("b", "double")], [("score", "double")])
 
@@ -70,3 +82,61 @@ def test_output_is_replaced_only_when_complete(tmp_path: Path):
     assert (out / "part-0.parquet").read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]
     np.testing.assert_equal(len(list(out.iterdir())), 1)
+
+
+def test_series_come_together_across_arrow_batches_a_missing_key_being_one_series():
+    """Rows sorted by series, cut into batches anywhere (as Spark hands them over): one table per series,
+    every row once, in the order they came."""
+    import pyarrow as pa
+
+    keys = ["a", "a", "a", "b", "b", "c", None, None, "d"]
+    table = pa.table({"plant": keys, "x": np.arange(9.0)})
+    for size in (1, 2, 4, 9):
+        runs = list(series_runs(iter(table.to_batches(max_chunksize=size)), "plant"))
+        assert [r.column("plant")[0].as_py() for r in runs] == ["a", "b", "c", None, "d"], size
+        assert [r.column("x").to_pylist() for r in runs] == [[0, 1, 2], [3, 4], [5], [6, 7], [8]], size
+    assert list(series_runs(iter([]), "plant")) == []
+    numbers = pa.table({"plant": [1.0, 1.0, float("nan"), float("nan"), 2.0], "x": np.arange(5.0)})
+    runs = list(series_runs(iter(numbers.to_batches(max_chunksize=2)), "plant"))
+    assert [r.num_rows for r in runs] == [2, 2, 1]
+
+
+class _Doubling:
+    """A pyfunc's stand-in: the answer is computed from the frame it is given."""
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"score": frame["a"] * 2.0, "flag": frame["a"] > 1.5})
+
+
+def test_the_answer_goes_beside_the_input_columns_as_they_came_source_last():
+    import pyarrow as pa
+
+    model = ScoringModel("m", "rows", [("a", "double")], [("score", "double"), ("flag", "boolean")])
+    when = pa.array([0, 60_000_000], type=pa.timestamp("us", tz="UTC"))
+    rows = pa.table({"a": [1.0, 2.0], "source": ["f.csv", "f.csv"], "when": when, "id": pa.array([7, 8])})
+    out = with_answer(model, _Doubling(), rows)
+    assert out.column_names == ["a", "when", "id", "score", "flag", "source"]
+    assert out.schema.field("when").type == pa.timestamp("us", tz="UTC")  # as Spark sent it
+    assert out.schema.field("id").type == pa.int64() and out.schema.field("flag").type == pa.bool_()
+    assert out.column("score").to_pylist() == [2.0, 4.0] and out.column("flag").to_pylist() == [False, True]
+
+
+def test_a_task_writes_one_part_however_often_it_is_tried_and_leftovers_go(tmp_path: Path):
+    """Outside Spark a part is partition 0, attempt 0: a second attempt replaces the first's part (same
+    name), a failed attempt's unfinished file is removed when the job ends, and no rows at all stops."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for value in (1.0, 2.0):  # two attempts of one task
+        part = PartFile(str(tmp_path))
+        part.write(pa.table({"a": [value, value]}))
+        counted = part.close()
+        assert counted.column(0).to_pylist() == [2]
+    unfinished = PartFile(str(tmp_path))
+    unfinished.write(pa.table({"a": [9.0]}))  # an attempt that died here: its writer never closed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["_attempt-00000-0.parquet", "part-00000.parquet"]
+    finish_parts(tmp_path, [tmp_path / "in.csv"], 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["_SUCCESS", "part-00000.parquet"]
+    assert pq.read_table(tmp_path).column("a").to_pylist() == [2.0, 2.0]
+    with pytest.raises(DataError, match=r"in\.csv: no rows to score"):
+        finish_parts(tmp_path, [tmp_path / "in.csv"], 0)
