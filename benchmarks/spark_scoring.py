@@ -13,7 +13,9 @@ Spark runs start from the class archive the first one makes (``aeflow.spark``; t
 own, making the archive included), and once more without it ("no archive", as before the archive).
 
 Target (issue 19): Spark local on 2 cores ≥ 0.5 × the pandas path's rows/s on 1M rows; and how rows/s grows
-from 1 to 2 cores. Both engines' scores are compared too (largest difference printed).
+from 1 to 2 cores: each engine once more with the whole command held to one core (``taskset -c 0``; Spark
+``local[1]``), and Spark with one task slot on both cores (``local[1]``: its JVM and one Python worker
+already run side by side). Both engines' scores are compared too (largest difference printed).
 
     python benchmarks/spark_scoring.py [--rows 1000000] [--columns 30] [--files 4] [--repeats 1]
         [--json out.json]
@@ -70,14 +72,23 @@ def make_inputs(root: Path, rows: int, columns: int, files: int, seed: int) -> t
 
 
 def timed(
-    model: Path, data: Path, out: Path, engine: str, master: str = "local[*]", archive: str = "off"
+    model: Path,
+    data: Path,
+    out: Path,
+    engine: str,
+    master: str = "local[*]",
+    archive: str = "off",
+    cores: str | None = None,
 ) -> dict[str, Any]:
     """``aeflow score`` in a new process, as a user runs it; wall time from start to exit. ``archive``:
-    Spark's class archive (a path, made by the run if missing; or ``off``)."""
+    Spark's class archive (a path, made by the run if missing; or ``off``). ``cores``: the CPUs the command
+    and everything it starts (JVM, Python workers) may run on (``taskset -c``), e.g. ``"0"`` for one."""
     command = [
         str(Path(sys.executable).with_name("aeflow")), "score", "--model", str(model), "--input", str(data),
         "--output", str(out), "--engine", engine, "--master", master,
     ]  # fmt: skip
+    if cores is not None:
+        command = ["taskset", "-c", cores, *command]
     began = time.perf_counter()
     env = {**os.environ, "AEFLOW_SPARK_CLASS_ARCHIVE": archive}
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
@@ -140,6 +151,13 @@ def main() -> int:
                 n, lambda: timed(model, data, root / "spark2", "spark", "local[2]", archive)
             ),
             "no archive [2]": best_of(n, lambda: timed(model, data, root / "spark3", "spark", "local[2]")),
+            # the machine cut to one core (the JVM and the Python workers share it), against both cores
+            "pandas 1 core": best_of(
+                n, lambda: timed(model, data, root / "pandas1.parquet", "pandas", cores="0")
+            ),
+            "spark 1 core": best_of(
+                n, lambda: timed(model, data, root / "spark4", "spark", "local[1]", archive, cores="0")
+            ),
         }
         a = pd.read_parquet(root / "pandas.parquet").sort_values("id")
         b = pd.read_parquet(root / "spark2").sort_values("id")
@@ -162,7 +180,12 @@ def main() -> int:
         )
     one, two = runs["spark local[1]"]["rows_per_second"], runs["spark local[2]"]["rows_per_second"]
     ratio = two / base
-    print(f"Spark 1 → 2 cores: × {two / one:.2f} rows/s")
+    alone = runs["spark 1 core"]["rows_per_second"]
+    print(
+        f"Spark on 1 core → 2 cores: × {two / alone:.2f} rows/s (pandas × "
+        f"{base / runs['pandas 1 core']['rows_per_second']:.2f}); on both cores, 1 → 2 task slots "
+        f"(local[1] → local[2]): × {two / one:.2f}"
+    )
     print(f"Target: Spark local[2] ≥ 0.5 × pandas: × {ratio:.2f} ({'met' if ratio >= 0.5 else 'NOT met'})")
     print(
         f"For scale: Spark local[2] reading and writing the same Parquet rows with no model at all takes "

@@ -215,15 +215,41 @@ def in_time_order(group: pd.DataFrame, order: str | None, position: str | None =
     return group.iloc[sorter.sort_values(list(sorter.columns), kind="stable").index.to_numpy()]
 
 
-def _answer_frame(model: Any, frame: pd.DataFrame, source: str, where: str) -> pd.DataFrame:
+def _answer_frame(model: Any, frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``frame`` (with its ``source`` column) and the pyfunc's answer, ``source`` last as on Spark."""
     try:
         answer = pd.DataFrame(model.predict(frame))
     except Exception as exc:  # the pyfunc's own 400-style message names the row and column
         raise DataError(f"{where}: {getattr(exc, 'message', None) or exc}") from None
     answer.index = frame.index
-    out = pd.concat([frame, answer], axis=1)
-    out[SOURCE] = source
-    return out
+    kept = frame.drop(columns=SOURCE)
+    return pd.concat([kept, answer, frame[SOURCE]], axis=1)
+
+
+def pandas_parts(
+    model: ScoringModel, files: list[Path], series: str | None, order: str | None, chunk_rows: int
+) -> Iterator[tuple[str, str, pd.DataFrame]]:
+    """What the pandas engine hands the pyfunc at a time, as (progress label, where, rows with their
+    ``source``): chunks of a file (tables); each file whole, in time order (series, one per file); or with
+    ``series``, each series whole from every file its rows are in (a plant's readings split over daily
+    files are one series, as on Spark), in time order; the input then held in memory at once."""
+    if model.unit != "series":
+        for i, file in enumerate(files, 1):
+            for chunk in _read_chunks(model, file, chunk_rows):
+                yield f"file {i}/{len(files)} {file.name}", str(file), chunk.assign(**{SOURCE: file.name})
+        return
+    if not series:
+        for i, file in enumerate(files, 1):
+            whole = _read_whole(model, file).assign(**{SOURCE: file.name})
+            yield f"file {i}/{len(files)} {file.name}", str(file), in_time_order(whole, order)
+        return
+    every = [_read_whole(model, f).assign(**{SOURCE: f.name}) for f in files]
+    whole = pd.concat(every, ignore_index=True) if len(every) > 1 else every[0]
+    groups = whole.groupby(series, sort=True, dropna=False)  # a missing value is one series, as Spark's
+    where = str(files[0] if len(files) == 1 else files[0].parent)
+    for i, (key, group) in enumerate(groups, 1):
+        name = key[0] if isinstance(key, tuple) else key
+        yield f"series {i}/{groups.ngroups}", f"{where} ({series} {name!r})", in_time_order(group, order)
 
 
 def score_pandas(
@@ -245,25 +271,15 @@ def score_pandas(
     with replacing(out) as tmp:
         writer: pq.ParquetWriter | None = None
         try:
-            for i, file in enumerate(files, 1):
-                if model.unit == "series":
-                    whole = _read_whole(model, file)
-                    groups = [whole] if not series else [g for _, g in whole.groupby(series, sort=True)]
-                    parts = (in_time_order(g, order) for g in groups)
-                else:
-                    parts = _read_chunks(model, file, chunk_rows)
-                for part in parts:
-                    scored = _answer_frame(pyfunc, part.reset_index(drop=True), file.name, str(file))
-                    table = pa.Table.from_pandas(scored, preserve_index=False)
-                    if writer is None:
-                        writer = pq.ParquetWriter(tmp, table.schema)
-                    writer.write_table(table.cast(writer.schema))
-                    rows += len(scored)
-                    took = time.perf_counter() - began
-                    echo(
-                        f"[aeflow] score: file {i}/{len(files)} {file.name}: "
-                        f"{rows:,} rows ({rows / took:,.0f}/s)"
-                    )
+            for label, where, part in pandas_parts(model, files, series, order, chunk_rows):
+                scored = _answer_frame(pyfunc, part.reset_index(drop=True), where)
+                table = pa.Table.from_pandas(scored, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table.cast(writer.schema))
+                rows += len(scored)
+                took = time.perf_counter() - began
+                echo(f"[aeflow] score: {label}: {rows:,} rows ({rows / took:,.0f}/s)")
         finally:
             if writer is not None:
                 writer.close()

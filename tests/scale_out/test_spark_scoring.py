@@ -247,9 +247,10 @@ def test_sensors_keep_one_state_per_series_on_spark_and_pandas(java, sensors, tm
 
 
 @pytest.mark.parametrize("engine", ["pandas", "spark"])
-def test_series_column_and_order_split_one_file(java, sensors, tmp_path, engine):
-    """Two plants interleaved in one file, rows shuffled: --series and --order put each back together, on
-    either engine (Spark: the rows repartitioned by plant, each plant's rows gathered across batches)."""
+def test_series_column_and_order_gather_each_series_from_every_file(java, sensors, tmp_path, engine):
+    """Two plants interleaved, rows shuffled and dealt over two files (each plant's readings in both):
+    --series and --order put each plant back together from both files, on either engine (Spark: the rows
+    repartitioned by plant, each plant's rows gathered across batches), and every row keeps its file."""
     model, data = sensors
     one = pd.concat(
         [
@@ -257,9 +258,12 @@ def test_series_column_and_order_split_one_file(java, sensors, tmp_path, engine)
             pd.read_csv(data / PLANT_FILES[1]).assign(plant="p2"),
         ]
     ).sample(frac=1.0, random_state=0)
-    one.to_csv(tmp_path / "mixed.csv", index=False)
-    mixed, out = str(tmp_path / "mixed.csv"), str(tmp_path / "out.parquet")
-    res = aeflow_score("--model", str(model), "--input", mixed, "--output", out, "--series", "plant",
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    one.iloc[::2].to_csv(mixed / "day-1.csv", index=False)
+    one.iloc[1::2].to_csv(mixed / "day-2.csv", index=False)
+    out = str(tmp_path / "out.parquet")
+    res = aeflow_score("--model", str(model), "--input", str(mixed), "--output", out, "--series", "plant",
                        "--order", "timestamp", "--engine", engine)  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
     got = scoring.read_scores(tmp_path / "out.parquet")
@@ -271,7 +275,12 @@ def test_series_column_and_order_split_one_file(java, sensors, tmp_path, engine)
     for plant, name in zip(("p1", "p2"), PLANT_FILES, strict=True):
         mine = got[got["plant"] == plant].reset_index(drop=True)
         expected = pyfunc.predict(pd.read_csv(data / name))
+        assert len(mine) == len(expected)
         np.testing.assert_allclose(mine["score"], expected["score"], rtol=1e-6, atol=0)
+    # each row's source is the file it was in
+    dealt = pd.concat([pd.read_csv(mixed / f).assign(file=f) for f in ("day-1.csv", "day-2.csv")])
+    merged = got.merge(dealt[["plant", "timestamp", "file"]], on=["plant", "timestamp"])
+    assert len(merged) == len(one) and (merged["source"] == merged["file"]).all()
 
 
 def test_bad_input_stops_before_work_and_keeps_the_old_output(tables, tmp_path):
