@@ -3,7 +3,8 @@
 Two engines run the *same* MLflow pyfunc, so they give the same answers:
 
 * ``pandas`` — in this process: the model loaded once, the input read a chunk (rows) or a file (series) at a
-  time, the answer appended to one Parquet file. Enough for millions of rows on one machine.
+  time (with ``--series``, whose rows may be in any file, all of it at once), the answer appended to one
+  Parquet file. Enough for millions of rows on one machine.
 * ``spark`` — on Spark (local mode ``local[*]`` by default, or any ``--master`` URL for a cluster): the
   pyfunc shipped to the executors (``SparkContext.addFile``) and loaded once per worker process; tables
   batch by batch, sensors one detector state per series (the rows repartitioned by series), both through
