@@ -294,14 +294,16 @@ def score_pandas(
     }
 
 
-_SPARK_TYPES = {
-    "double": "double",
-    "float": "float",
-    "long": "bigint",
-    "integer": "int",
-    "boolean": "boolean",
-    "string": "string",
+#: an MLflow signature type → (its Spark SQL type, its ``pyarrow`` type alias); any other type is text
+_TYPES = {
+    "double": ("double", "double"),
+    "float": ("float", "float"),
+    "long": ("bigint", "int64"),
+    "integer": ("int", "int32"),
+    "boolean": ("boolean", "bool"),
+    "string": ("string", "string"),
 }
+_SPARK_TYPES = {kind: spark for kind, (spark, _) in _TYPES.items()}
 
 
 def score_spark(
@@ -506,10 +508,6 @@ class PartFile:
         return pa.RecordBatch.from_pydict({"rows": [self.rows]}, schema=pa.schema([("rows", pa.int64())]))
 
 
-_ARROW_TYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32",
-                "boolean": "bool_", "string": "string"}  # fmt: skip
-
-
 def with_answer(model: ScoringModel, pyfunc: Any, rows: Any, frame: pd.DataFrame | None = None) -> Any:
     """``rows`` (a ``pyarrow`` table, ``source`` last) with the pyfunc's answer before ``source``: the input
     columns go to the output as they came from Spark (no round trip through pandas); only the model's call
@@ -517,7 +515,8 @@ def with_answer(model: ScoringModel, pyfunc: Any, rows: Any, frame: pd.DataFrame
     import pyarrow as pa
 
     names = [n for n, _ in model.outputs]
-    schema = pa.schema([(n, getattr(pa, _ARROW_TYPES.get(kind, "string"))()) for n, kind in model.outputs])
+    arrow = {kind: pa.type_for_alias(alias) for kind, (_, alias) in _TYPES.items()}
+    schema = pa.schema([(n, arrow.get(kind, pa.string())) for n, kind in model.outputs])
     answer = pd.DataFrame(pyfunc.predict(rows.to_pandas() if frame is None else frame))[names]
     answer = pa.Table.from_pandas(answer.reset_index(drop=True), schema=schema, preserve_index=False)
     kept = [c for c in rows.column_names if c != SOURCE]
