@@ -646,9 +646,9 @@ def across_seeds(tables: list[Table], seeds: list[int], ways: dict[str, str]) ->
         f"settings chosen across the {len(seeds)} seeds (per held-out group, the setting whose worst seed "
         "scores best on the other files; the same setting for every seed):"
     )
-    for how in ("folder", "kfold"):
+    for how, label in (("folder", ways["cross_validated"]), ("kfold", ways["cross_validated_kfold"])):
         print(
-            f"  {ways['cross_validated' if how == 'folder' else 'cross_validated_kfold']}: "
+            f"  {label}: "
             + "; ".join(
                 f"{h} chose {fmt_season(k)}, {fmt_outlier(o)}, {v:g} σ, {c}: "
                 + ", ".join(f"{x:.1f}" for x in per)
@@ -657,10 +657,10 @@ def across_seeds(tables: list[Table], seeds: list[int], ways: dict[str, str]) ->
         )
     _, grid, parts = grid_parts(tables)
     chosen = safest(parts.sum(axis=1))
-    (k, o, v, c), scores = grid[chosen], [normalised_score(*per) for per in parts[:, :, chosen].sum(axis=1)]
+    (k, o, v, c), on_all = grid[chosen], [normalised_score(*per) for per in parts[:, :, chosen].sum(axis=1)]
     print(
         f"  chosen the same way on all {parts.shape[1]} files (the setting to run on new series): "
-        f"{fmt_season(k)}, {fmt_outlier(o)}, {v:g} σ, {c}: " + ", ".join(f"{x:.1f}" for x in scores)
+        f"{fmt_season(k)}, {fmt_outlier(o)}, {v:g} σ, {c}: " + ", ".join(f"{x:.1f}" for x in on_all)
     )
     deals = [float(np.mean(per)) for per in zip(*repeated_kfold(tables), strict=True)]
     for scores, label in zip((cv["folder"][0], cv["kfold"][0], deals), ways.values(), strict=True):
