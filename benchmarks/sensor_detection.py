@@ -83,8 +83,8 @@ cross-validation's grid, 65.2 / 65.2 / 63.2 to 65.7 / 66.1 / 66.3 (leave one fol
 deals; 2026-12-05). Compared only where the normal data repeat at a season (``params.yaml``'s
 ``season_readings_correlation``, 0.5: 6 of the 24 files), five seeds gave 72.6 and 69.1 / 68.4 / 66.5
 (2026-12-05), fresh seeds 73.0 (11–15), 72.4 (21–25) and 72.9 (31–35); chosen across seeds (``held_out``)
-on all 24 files, it is the setting picked for seeds 42…3, 11–15, 31–35 and the first fifteen together
-(21–25: the same at 20 σ)."""
+on all 24 files, it is the setting picked for seeds 42…3, 11–15, 31–35, the first fifteen together and
+all twenty (21–25: the same at 20 σ)."""
 NAB_TRAIN = {"epochs": 100}
 NAB_WINDOWS = {"train_stride": 1}
 """Training for the NAB run: a probationary period is a few hundred readings, so 15 epochs of windows at
